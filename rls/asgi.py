@@ -1,0 +1,11 @@
+import os
+
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "rls.settings")
+
+application = get_asgi_application()
+
+from rls.checks import refuse_unsafe_database  # noqa: E402
+
+refuse_unsafe_database()

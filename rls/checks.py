@@ -1,0 +1,99 @@
+"""Refuse to run when the database would not enforce tenant isolation for the runtime role."""
+
+from django.apps import apps
+from django.core import checks
+from django.core.exceptions import ImproperlyConfigured
+from django.db import connections
+from django.db.utils import OperationalError
+
+RUNTIME_ALIAS = "default"
+
+ROLE_SQL = "SELECT rolname, rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user"
+TABLES_SQL = """
+SELECT t.name,
+       c.oid IS NOT NULL,
+       coalesce(c.relrowsecurity, false),
+       coalesce(c.relforcerowsecurity, false),
+       coalesce(pg_has_role(current_user, c.relowner, 'MEMBER'), false),
+       EXISTS (SELECT FROM pg_policy p
+               WHERE p.polrelid = c.oid AND p.polcmd = '*'
+                 AND p.polqual IS NOT NULL AND p.polwithcheck IS NOT NULL)
+FROM unnest(%s::text[]) AS t(name)
+LEFT JOIN pg_class c ON c.oid = to_regclass(t.name)
+"""
+OWNED_SQL = """
+SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relowner = (SELECT oid FROM pg_roles WHERE rolname = current_user)
+  AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_temp%%'
+"""
+
+
+def tenant_tables() -> list[str]:
+    return [model._meta.db_table for model in apps.get_app_config("tracker").get_models()]
+
+
+def problems(alias: str = RUNTIME_ALIAS) -> list[checks.Error]:
+    errors = []
+    with connections[alias].cursor() as cursor:
+        cursor.execute(ROLE_SQL)
+        role, superuser, bypassrls = cursor.fetchone()
+        if superuser:
+            errors.append(checks.Error(f"the runtime role {role} is a superuser", id="rls.E001"))
+        if bypassrls:
+            errors.append(checks.Error(f"the runtime role {role} has BYPASSRLS", id="rls.E002"))
+        cursor.execute(OWNED_SQL)
+        if owned := cursor.fetchone()[0]:
+            errors.append(
+                checks.Error(f"the runtime role {role} owns {owned} relations", id="rls.E003")
+            )
+        cursor.execute(TABLES_SQL, [tenant_tables()])
+        for table, exists, enabled, forced, owner, policy in cursor.fetchall():
+            if not exists:
+                errors.append(
+                    checks.Error(
+                        f"table {table} is missing", hint="Run manage.py migrate.", id="rls.E004"
+                    )
+                )
+                continue
+            if owner:
+                errors.append(
+                    checks.Error(
+                        f"the runtime role {role} owns {table} or is a member of its owner",
+                        id="rls.E003",
+                    )
+                )
+            if not enabled:
+                errors.append(
+                    checks.Error(f"{table} does not enable row-level security", id="rls.E005")
+                )
+            if not forced:
+                errors.append(
+                    checks.Error(f"{table} does not FORCE row-level security", id="rls.E006")
+                )
+            if not policy:
+                errors.append(
+                    checks.Error(
+                        f"{table} has no policy with both USING and WITH CHECK", id="rls.E007"
+                    )
+                )
+    return errors
+
+
+def check_row_level_security(app_configs=None, databases=None, **kwargs):
+    if not databases or RUNTIME_ALIAS not in databases:
+        return []
+    try:
+        return problems()
+    except OperationalError as exc:
+        return [checks.Error(f"cannot connect as the runtime role: {exc}", id="rls.E000")]
+
+
+def refuse_unsafe_database() -> None:
+    """Called when the WSGI/ASGI application loads: no server starts on an unsafe database."""
+    try:
+        errors = problems()
+    finally:
+        connections[RUNTIME_ALIAS].close()
+    if errors:
+        lines = "\n".join(f"  {e.id}: {e.msg}" for e in errors)
+        raise ImproperlyConfigured(f"refusing to serve; tenant isolation is not enforced:\n{lines}")

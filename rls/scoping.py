@@ -1,0 +1,170 @@
+"""Managers that refuse to run a query that is not scoped to the current tenant.
+
+A queryset made while a tenant is active is filtered to that tenant and remembers it. Every
+way of running SQL checks, at that moment, that the same tenant is still active; a queryset
+made with no tenant, or evaluated under another one, raises ``TenantScopeError`` instead of
+quietly reading everyone's rows. ``cross_tenant()`` is the one deliberate way out: it runs on
+the privileged connection, which is where cross-tenant work belongs.
+"""
+
+from __future__ import annotations
+
+import functools
+
+from django.db import models
+from django.db.models.query import RawQuerySet
+
+from shared.tenancy import get_current_tenant
+
+PRIVILEGED_ALIAS = "owner"
+CROSS_TENANT = "cross-tenant"
+
+
+class TenantScopeError(Exception):
+    pass
+
+
+def require_scope(model: type[models.Model], scope, action: str, db: str | None = None) -> None:
+    # The privileged connection is the explicit cross-tenant path; everything else needs a tenant.
+    if scope == CROSS_TENANT or db == PRIVILEGED_ALIAS:
+        return
+    name = model.__name__
+    tenant = get_current_tenant()
+    if tenant is None:
+        problem = "no tenant is active"
+    elif scope is None:
+        problem = f"the query was built while no tenant was active (now {tenant.slug})"
+    elif scope != tenant.pk:
+        problem = f"the query was built for account {scope} but {tenant.slug} is active"
+    else:
+        return
+    raise TenantScopeError(
+        f"{name}.{action}() refused: {problem}. Run it inside shared.tenancy.activate(tenant), "
+        f"or use {name}.objects.cross_tenant() for deliberate cross-tenant work "
+        f"(it runs on the privileged '{PRIVILEGED_ALIAS}' connection)."
+    )
+
+
+class TenantRawQuerySet(RawQuerySet):
+    tenant_scope = None
+
+    def iterator(self):
+        require_scope(self.model, self.tenant_scope, "raw", self.db)
+        return super().iterator()
+
+
+# Every QuerySet method that sends SQL without going through _fetch_all(). The async variants
+# (acount, aget, aupdate, ...) call these in a thread that inherits the ContextVar; aiterator is
+# the exception and is listed itself.
+GUARDED = (
+    "iterator",
+    "aiterator",
+    "count",
+    "exists",
+    "contains",
+    "aggregate",
+    "explain",
+    "update",
+    "_update",
+    "delete",
+    "_raw_delete",
+    "in_bulk",
+    "bulk_create",
+    "bulk_update",
+    "_insert",
+    "get_or_create",
+    "update_or_create",
+)
+
+
+def _guard(name: str):
+    method = getattr(models.QuerySet, name)
+
+    @functools.wraps(method)
+    def guarded(self, *args, **kwargs):
+        db = kwargs.get("using") or self.db
+        require_scope(self.model, self._tenant_scope, name.lstrip("_"), db)
+        return method(self, *args, **kwargs)
+
+    return guarded
+
+
+class TenantQuerySet(models.QuerySet):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._tenant_scope = None
+
+    def _clone(self):
+        clone = super()._clone()
+        clone._tenant_scope = self._tenant_scope
+        return clone
+
+    def _fetch_all(self):
+        if self._result_cache is None:
+            require_scope(self.model, self._tenant_scope, "fetch", self.db)
+        super()._fetch_all()
+
+    def scoped_to(self, tenant) -> TenantQuerySet:
+        clone = self.filter(**{self.model.tenant_field: tenant.pk})
+        clone._tenant_scope = tenant.pk
+        return clone
+
+    def cross_tenant(self) -> TenantQuerySet:
+        clone = self.using(PRIVILEGED_ALIAS)
+        clone._tenant_scope = CROSS_TENANT
+        return clone
+
+    def bulk_create(self, objs, *args, **kwargs):
+        require_scope(self.model, self._tenant_scope, "bulk_create", self.db)
+        objs = list(objs)
+        if self._tenant_scope not in (None, CROSS_TENANT):
+            for obj in objs:
+                if getattr(obj, "account_id", False) is None:
+                    obj.account_id = self._tenant_scope
+        return super().bulk_create(objs, *args, **kwargs)
+
+    def raw(self, raw_query, params=(), translations=None, using=None):
+        qs = TenantRawQuerySet(
+            raw_query,
+            model=self.model,
+            params=params,
+            translations=translations,
+            using=using or self.db,
+        )
+        qs.tenant_scope = self._tenant_scope
+        return qs
+
+
+for _name in GUARDED:
+    if _name != "bulk_create":
+        setattr(TenantQuerySet, _name, _guard(_name))
+
+
+class TenantManager(models.Manager.from_queryset(TenantQuerySet)):
+    def get_queryset(self) -> TenantQuerySet:
+        queryset = super().get_queryset()
+        tenant = get_current_tenant()
+        return queryset if tenant is None else queryset.scoped_to(tenant)
+
+
+class TenantModel(models.Model):
+    """Base for the tenant tables: ``account`` is filled in from the current tenant, and
+    ``save()``/``delete()`` refuse to run without one (they go through the scoped manager)."""
+
+    tenant_field = "account"
+
+    objects = TenantManager()
+
+    class Meta:
+        abstract = True
+        base_manager_name = "objects"
+
+    def save(self, *args, **kwargs):
+        tenant = get_current_tenant()
+        if self.account_id is None and tenant is not None:
+            self.account_id = tenant.pk
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        require_scope(type(self), self.account_id, "delete", kwargs.get("using") or self._state.db)
+        return super().delete(*args, **kwargs)

@@ -1,0 +1,22 @@
+from shared.env import database
+from shared.settings import *  # noqa: F403
+from shared.settings import INSTALLED_APPS, TENANCY_POOL
+
+ROOT_URLCONF = "rls.urls"
+WSGI_APPLICATION = "rls.wsgi.application"
+INSTALLED_APPS = ["rls.tracker", *INSTALLED_APPS]
+TENANCY_STRATEGY = "rls.strategy.RowLevelSecurity"
+
+DATABASES = {
+    # The web server's connection: the runtime role, subject to every policy. The backend sets
+    # app.account_id per transaction; requests are atomic, so it is set once per request.
+    "default": database(
+        "RUNTIME_DATABASE_URL",
+        "tenancy_rls",
+        ENGINE="rls.db",
+        ATOMIC_REQUESTS=True,
+        OPTIONS={"pool": TENANCY_POOL},
+    ),
+    # The privileged path: migrations, createtestdata and cross_tenant() querysets.
+    "owner": database("OWNER_DATABASE_URL", "tenancy_rls"),
+}

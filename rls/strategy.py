@@ -1,0 +1,120 @@
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from django.apps import apps
+from django.core.management import call_command
+from django.db import connections, transaction
+from django.db.models import F
+
+from rls.scoping import PRIVILEGED_ALIAS
+from rls.tracker.models import Account, Project, Subtask, Task, User
+from shared.copy import copy_rows, reserve_ids
+from shared.strategy import TABLES, Strategy
+from shared.testdata import TenantData
+
+RUNTIME_ALIAS = "default"
+
+
+class RowLevelSecurity(Strategy):
+    name = "rls"
+
+    def model(self, name):
+        return apps.get_model("tracker", name)
+
+    # The runtime role cannot read the account table across tenants; these two functions
+    # (SECURITY DEFINER, owned by the owner role) answer exactly what Host routing and the
+    # index need, and nothing more.
+    def get_tenant(self, slug):
+        with connections[RUNTIME_ALIAS].cursor() as cursor:
+            cursor.execute("SELECT id, slug, name FROM tracker_account_by_slug(%s)", [slug])
+            row = cursor.fetchone()
+        return Account(id=row[0], slug=row[1], name=row[2]) if row else None
+
+    def list_tenants(self):
+        with connections[RUNTIME_ALIAS].cursor() as cursor:
+            cursor.execute("SELECT id, slug, name FROM tracker_accounts()")
+            return [Account(id=i, slug=s, name=n) for i, s, n in cursor.fetchall()]
+
+    def create_tenant(self, slug, name):
+        return Account.objects.cross_tenant().create(slug=slug, name=name)
+
+    def drop_tenant(self, slug):
+        Account.objects.cross_tenant().filter(slug=slug).delete()
+
+    def load_tenant(self, data: TenantData, *, commit: bool = True):
+        with transaction.atomic(using=PRIVILEGED_ALIAS):
+            with connections[PRIVILEGED_ALIAS].cursor() as cursor:
+                cursor.execute(
+                    f"INSERT INTO {Account._meta.db_table} (slug, name) VALUES (%s, %s) "
+                    "RETURNING id",
+                    [data.slug, data.name],
+                )
+                account_id = cursor.fetchone()[0]
+                project_ids = reserve_ids(cursor, Project._meta.db_table, len(data.projects))
+                task_ids = reserve_ids(cursor, Task._meta.db_table, len(data.tasks))
+                copy_rows(
+                    cursor,
+                    User._meta.db_table,
+                    (
+                        "account_id",
+                        "email",
+                        "first_name",
+                        "last_name",
+                        "password",
+                        "is_active",
+                        "date_joined",
+                    ),
+                    ((account_id, *user) for user in data.users),
+                )
+                copy_rows(
+                    cursor,
+                    Project._meta.db_table,
+                    ("id", "account_id", "name", "details"),
+                    (
+                        (pid, account_id, *project)
+                        for pid, project in zip(project_ids, data.projects, strict=True)
+                    ),
+                )
+                copy_rows(
+                    cursor,
+                    Task._meta.db_table,
+                    ("id", "account_id", "project_id", "name", "is_complete", "details"),
+                    (
+                        (tid, account_id, project_ids[t.project], t.name, t.is_complete, t.details)
+                        for tid, t in zip(task_ids, data.tasks, strict=True)
+                    ),
+                )
+                copy_rows(
+                    cursor,
+                    Subtask._meta.db_table,
+                    ("account_id", "task_id", "name", "is_complete", "details"),
+                    (
+                        (account_id, task_ids[s.task], s.name, s.is_complete, s.details)
+                        for s in data.subtasks
+                    ),
+                )
+            if not commit:
+                transaction.set_rollback(True, using=PRIVILEGED_ALIAS)
+        return Account(id=account_id, slug=data.slug, name=data.name)
+
+    def migrate_tenants(self, verbosity=1):
+        call_command("migrate", database=PRIVILEGED_ALIAS, verbosity=verbosity)
+
+    def subtask_list(self):
+        return (
+            Subtask.objects.select_related("task__project")
+            .annotate(account_name=F("account__name"))
+            .order_by("name", "id")
+        )
+
+    def row_counts(self, slugs: Sequence[str] | None = None) -> dict[str, int]:
+        accounts = Account.objects.cross_tenant()
+        if slugs is not None:
+            accounts = accounts.filter(slug__in=list(slugs))
+        ids = list(accounts.values_list("id", flat=True))
+        counts = {"account": len(ids)}
+        for name in TABLES:
+            model = self.model(name)
+            counts[name] = model.objects.cross_tenant().filter(account_id__in=ids).count()
+        return counts

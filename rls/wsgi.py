@@ -1,0 +1,12 @@
+import os
+
+from django.core.wsgi import get_wsgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "rls.settings")
+
+application = get_wsgi_application()
+
+# Refuse to serve at all when the runtime role could read across tenants.
+from rls.checks import refuse_unsafe_database  # noqa: E402
+
+refuse_unsafe_database()

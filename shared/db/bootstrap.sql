@@ -1,0 +1,47 @@
+-- Roles and databases, the same for docker compose and the project-local cluster.
+-- Run once as a superuser; running it again changes nothing but passwords and attributes:
+--
+--   psql -v owner_password=... -v runtime_password=... -f shared/db/bootstrap.sql
+--
+-- The owner role owns every schema object, runs migrations and provisioning, and is the
+-- privileged path for cross-tenant work (BYPASSRLS, because FORCEd row-level security
+-- applies to table owners too). The runtime role is what the web server uses: it owns
+-- nothing, cannot create databases or roles, and is subject to every policy.
+\set ON_ERROR_STOP on
+\if :{?owner_role}
+\else
+\set owner_role tenancy_owner
+\endif
+\if :{?runtime_role}
+\else
+\set runtime_role tenancy_app
+\endif
+\if :{?owner_password}
+\else
+\set owner_password owner
+\endif
+\if :{?runtime_password}
+\else
+\set runtime_password app
+\endif
+
+SELECT format('CREATE ROLE %I', :'owner_role')
+WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'owner_role') \gexec
+SELECT format('CREATE ROLE %I', :'runtime_role')
+WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'runtime_role') \gexec
+
+SELECT format(
+    'ALTER ROLE %I LOGIN NOSUPERUSER CREATEDB NOCREATEROLE BYPASSRLS PASSWORD %L',
+    :'owner_role', :'owner_password') \gexec
+SELECT format(
+    'ALTER ROLE %I LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS NOINHERIT PASSWORD %L',
+    :'runtime_role', :'runtime_password') \gexec
+
+-- One database per strategy, owned by the owner role (and so is its public schema).
+SELECT format('CREATE DATABASE %I OWNER %I', db, :'owner_role')
+FROM unnest(ARRAY['tenancy_rls']) AS db
+WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = db) \gexec
+
+SELECT format('REVOKE ALL ON DATABASE %I FROM PUBLIC', db),
+       format('GRANT CONNECT ON DATABASE %I TO %I', db, :'runtime_role')
+FROM unnest(ARRAY['tenancy_rls']) AS db \gexec

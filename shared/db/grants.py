@@ -1,0 +1,39 @@
+"""Migration operations that give the runtime role exactly the rights it needs."""
+
+from django.conf import settings
+from django.db import migrations
+
+RUNTIME_ALIAS = "default"
+
+
+def runtime_role() -> str:
+    return settings.DATABASES[RUNTIME_ALIAS]["USER"]
+
+
+def _default_privileges(action: str):
+    def run(apps, schema_editor):
+        quote = schema_editor.quote_name
+        role = quote(runtime_role())
+        to_from = "TO" if action == "GRANT" else "FROM"
+        statements = [
+            f"ALTER DEFAULT PRIVILEGES IN SCHEMA public {action} "
+            f"SELECT, INSERT, UPDATE, DELETE ON TABLES {to_from} {role}",
+            f"ALTER DEFAULT PRIVILEGES IN SCHEMA public {action} "
+            f"USAGE, SELECT ON SEQUENCES {to_from} {role}",
+            # Functions are executable by PUBLIC unless said otherwise: only the runtime role.
+            f"ALTER DEFAULT PRIVILEGES {'REVOKE' if action == 'GRANT' else 'GRANT'} "
+            f"EXECUTE ON FUNCTIONS {'FROM' if action == 'GRANT' else 'TO'} PUBLIC",
+            f"ALTER DEFAULT PRIVILEGES IN SCHEMA public {action} "
+            f"EXECUTE ON FUNCTIONS {to_from} {role}",
+        ]
+        with schema_editor.connection.cursor() as cursor:
+            for statement in statements:
+                cursor.execute(statement)
+
+    return run
+
+
+def grant_runtime_role_by_default() -> migrations.RunPython:
+    """Every table, sequence and function the migrating (owner) role creates from here on gets
+    DML, sequence and execute rights for the runtime role, and nothing else."""
+    return migrations.RunPython(_default_privileges("GRANT"), _default_privileges("REVOKE"))

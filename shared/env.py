@@ -1,0 +1,55 @@
+"""Environment for the settings: the process environment, then the git-ignored ``.env`` file."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    values: dict[str, str] = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            line = line.strip()
+            if line and not line.startswith("#") and "=" in line:
+                key, _, value = line.partition("=")
+                values[key.strip()] = value.strip().strip("'\"")
+    return values
+
+
+_file = read_env_file(Path(os.environ.get("TENANCY_ENV_FILE", ROOT / ".env")))
+
+
+def env(name: str, default: str = "") -> str:
+    return os.environ.get(name) or _file.get(name) or default
+
+
+def env_bool(name: str, default: bool = False) -> bool:
+    value = env(name)
+    return default if not value else value.lower() in {"1", "true", "yes", "on"}
+
+
+def database(url_variable: str, dbname: str, **extra) -> dict:
+    """Django's DATABASES entry for a ``postgresql://user:password@host:port/[dbname]`` URL.
+
+    The URL names the server and the role; a strategy's settings name its own database, which a
+    path in the URL overrides.
+    """
+    url = env(url_variable)
+    if not url:
+        raise RuntimeError(
+            f"{url_variable} is not set: run `make up` (it writes .env), or see .env.example"
+        )
+    parts = urlsplit(url)
+    return {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": unquote(parts.path.lstrip("/")) or dbname,
+        "USER": unquote(parts.username or ""),
+        "PASSWORD": unquote(parts.password or ""),
+        "HOST": parts.hostname or "127.0.0.1",
+        "PORT": str(parts.port or 5432),
+        **extra,
+    }

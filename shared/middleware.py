@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
+from django.conf import settings
+from django.http import Http404, HttpRequest
+
+from shared.hosts import tenant_slug
+from shared.strategy import get_strategy
+from shared.tenancy import Tenant, activate
+
+
+class TenantMiddleware:
+    """Resolves the tenant from the Host and keeps it current for exactly this request.
+
+    The bare host runs with no tenant at all (``activate(None)``), so nothing left over from
+    another request or an outer context can apply to it.
+    """
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+        if iscoroutinefunction(get_response):
+            markcoroutinefunction(self)
+
+    def resolve(self, request: HttpRequest) -> Tenant | None:
+        # get_host() validates against ALLOWED_HOSTS first: a foreign Host is a 400 already.
+        slug = tenant_slug(request.get_host(), settings.TENANCY_BASE_DOMAIN)
+        tenant = None if slug is None else get_strategy().get_tenant(slug)
+        if slug is not None and tenant is None:
+            raise Http404(f"There is no tenant called “{slug}”.")
+        request.tenant = tenant
+        return tenant
+
+    def __call__(self, request):
+        if iscoroutinefunction(self):
+            return self.__acall__(request)
+        with activate(self.resolve(request)):
+            return self.get_response(request)
+
+    async def __acall__(self, request):
+        tenant = await sync_to_async(self.resolve)(request)
+        with activate(tenant):
+            return await self.get_response(request)

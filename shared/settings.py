@@ -1,0 +1,49 @@
+"""Settings every strategy shares; each strategy's settings module imports these and adds its
+databases, apps and strategy class."""
+
+from shared.env import ROOT, env, env_bool
+
+BASE_DIR = ROOT
+SECRET_KEY = env("DJANGO_SECRET_KEY", "insecure-development-key-change-me")
+DEBUG = env_bool("DJANGO_DEBUG", False)
+
+# Tenants are <slug>.<base domain>; browsers resolve *.localhost to loopback by themselves.
+TENANCY_BASE_DOMAIN = env("TENANCY_BASE_DOMAIN", "localhost").lower()
+ALLOWED_HOSTS = [TENANCY_BASE_DOMAIN, "." + TENANCY_BASE_DOMAIN, "127.0.0.1", "[::1]"]
+
+INSTALLED_APPS = ["shared"]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "shared.middleware.TenantMiddleware",
+]
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {"context_processors": ["django.template.context_processors.request"]},
+    }
+]
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+USE_TZ = True
+TIME_ZONE = "UTC"
+LANGUAGE_CODE = "en"
+USE_I18N = False
+
+# Connections come from psycopg's pool (opened per strategy in DATABASES), so CONN_MAX_AGE stays 0.
+TENANCY_POOL = {
+    "min_size": int(env("DB_POOL_MIN", "2")),
+    "max_size": int(env("DB_POOL_MAX", "10")),
+    "timeout": 10,
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": env("DJANGO_LOG_LEVEL", "WARNING")},
+    "loggers": {"django.security.DisallowedHost": {"level": "ERROR"}},
+}

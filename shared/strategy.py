@@ -1,0 +1,73 @@
+"""The one interface through which shared code (views, commands, tests, benchmarks) uses
+a strategy."""
+
+from __future__ import annotations
+
+import functools
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
+from typing import TYPE_CHECKING
+
+from django.conf import settings
+from django.utils.module_loading import import_string
+
+if TYPE_CHECKING:
+    from django.db.models import Model, QuerySet
+
+    from shared.tenancy import Tenant
+    from shared.testdata import TenantData
+
+TABLES = ("user", "project", "task", "subtask")
+
+
+class Strategy(ABC):
+    name: str
+
+    @abstractmethod
+    def get_tenant(self, slug: str) -> Tenant | None:
+        """The tenant with this slug, looked up with the runtime role's rights."""
+
+    def activation(self, tenant: Tenant | None) -> AbstractContextManager:
+        """What activating ``tenant`` does beyond making it current (the ContextVar)."""
+        return nullcontext()
+
+    @abstractmethod
+    def list_tenants(self) -> Sequence[Tenant]:
+        """Every tenant, ordered by slug, for the index on the bare host."""
+
+    @abstractmethod
+    def create_tenant(self, slug: str, name: str) -> Tenant: ...
+
+    @abstractmethod
+    def drop_tenant(self, slug: str) -> None: ...
+
+    @abstractmethod
+    def load_tenant(self, data: TenantData, *, commit: bool = True) -> Tenant:
+        """Create the tenant and bulk-load its rows, all or nothing."""
+
+    @abstractmethod
+    def migrate_tenants(self, verbosity: int = 1) -> None: ...
+
+    @abstractmethod
+    def subtask_list(self) -> QuerySet:
+        """The active tenant's subtasks for the list page, ordered, each with ``account_name``
+        and ``task.project`` loaded."""
+
+    @abstractmethod
+    def row_counts(self, slugs: Sequence[str] | None = None) -> dict[str, int]:
+        """Rows per table (``TABLES``) over the given tenants (all when ``None``), read through
+        the privileged path."""
+
+    @abstractmethod
+    def model(self, name: str) -> type[Model]:
+        """The concrete model for ``account``, ``user``, ``project``, ``task`` or ``subtask``."""
+
+
+@functools.cache
+def _load(path: str) -> Strategy:
+    return import_string(path)()
+
+
+def get_strategy() -> Strategy:
+    return _load(settings.TENANCY_STRATEGY)

@@ -1,0 +1,35 @@
+"""The current tenant, held in a ContextVar so that threads and asyncio tasks each see their own."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any, Protocol
+
+
+class Tenant(Protocol):
+    pk: Any
+    slug: str
+    name: str
+
+
+_current: ContextVar[Tenant | None] = ContextVar("current_tenant", default=None)
+
+
+def get_current_tenant() -> Tenant | None:
+    return _current.get()
+
+
+@contextmanager
+def activate(tenant: Tenant | None) -> Iterator[Tenant | None]:
+    """Make ``tenant`` current inside the block (``None``: no tenant), and run the strategy's own
+    activation. Blocks nest; leaving one restores whatever was current before it."""
+    from shared.strategy import get_strategy
+
+    token = _current.set(tenant)
+    try:
+        with get_strategy().activation(tenant):
+            yield tenant
+    finally:
+        _current.reset(token)
