@@ -1,0 +1,79 @@
+# Everything a user runs. `make` alone prints this list.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STRATEGY ?= rls
+PORT ?= 8000
+ACCOUNTS ?= 5
+PGPORT ?= 54320
+WORKERS ?= 2
+STRATEGIES := rls
+export PGPORT
+
+.DEFAULT_GOAL := help
+.PHONY: help install check-strategy up serve down test lint format lock bench-load clean
+
+help: ## Show this help
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@echo "  Variables: STRATEGY=$(STRATEGY) (one of: $(STRATEGIES)) PORT=$(PORT) ACCOUNTS=$(ACCOUNTS) PGPORT=$(PGPORT)"
+
+install: $(VENV)/.installed ## Build .venv from requirements.lock (needs python3 >= 3.11)
+
+$(VENV)/.installed: requirements.lock pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || \
+		{ echo "error: Python 3.11 or newer is needed as '$(PYTHON)' (set PYTHON=...)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -r requirements.lock
+	$(VENV)/bin/pip install --quiet --no-deps -e .
+	@touch $@
+
+check-strategy:
+	@case " $(STRATEGIES) " in *" $(STRATEGY) "*) ;; \
+		*) echo "error: STRATEGY=$(STRATEGY) is not one of: $(STRATEGIES)"; exit 2;; esac
+
+up: check-strategy install ## Start PostgreSQL and serve STRATEGY on http://tenant-1.localhost:PORT/
+	@if docker info >/dev/null 2>&1; then \
+		echo "Docker engine found: running STRATEGY=$(STRATEGY) with docker compose"; \
+		STRATEGY=$(STRATEGY) PORT=$(PORT) ACCOUNTS=$(ACCOUNTS) docker compose up --build; \
+	else \
+		echo "No Docker engine answers: using a project-local PostgreSQL cluster (.pgdata/)"; \
+		$(PY) -m shared.localdb up && $(MAKE) --no-print-directory serve; \
+	fi
+
+serve: check-strategy install ## Migrate, add ACCOUNTS test accounts if empty, serve (database already up)
+	@$(PY) $(STRATEGY)/manage.py migrate --verbosity 0
+	@$(PY) $(STRATEGY)/manage.py createtestdata --accounts $(ACCOUNTS) --if-empty
+	@$(PY) $(STRATEGY)/manage.py check --database default
+	@echo "Serving $(STRATEGY): http://tenant-1.localhost:$(PORT)/ (tenant index: http://localhost:$(PORT)/)"
+	@echo "Ctrl-C stops the server; 'make down' stops PostgreSQL."
+	@exec $(VENV)/bin/gunicorn $(STRATEGY).wsgi --bind 127.0.0.1:$(PORT) --workers $(WORKERS) \
+		--access-logfile - --log-level warning
+
+down: ## Stop PostgreSQL (compose or the local cluster); data is kept
+	@if docker info >/dev/null 2>&1; then docker compose down; \
+	else $(PY) -m shared.localdb down; fi
+
+test: install ## Run every test against a throwaway PostgreSQL (or DATABASE_URL's server)
+	$(PY) -m tests.run
+
+lint: install ## ruff: lint and formatting
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install ## ruff: fix what can be fixed
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+lock: ## Re-resolve pyproject.toml into requirements.lock
+	rm -rf /tmp/tenancy-lock && $(PYTHON) -m venv /tmp/tenancy-lock
+	/tmp/tenancy-lock/bin/pip install --quiet --upgrade pip
+	/tmp/tenancy-lock/bin/pip install --quiet -e '.[dev]'
+	{ echo "# Fully pinned set for Python 3.11; regenerate with 'make lock' after changing pyproject.toml."; \
+	  /tmp/tenancy-lock/bin/pip freeze --exclude-editable; } > requirements.lock
+
+bench-load: install ## createtestdata into rls: median rows/s of RUNS runs (ACCOUNTS=2000 RUNS=3)
+	$(PY) -m shared.bench.load --strategy rls --accounts $(if $(filter command line,$(origin ACCOUNTS)),$(ACCOUNTS),2000) --runs $(or $(RUNS),3)
+
+clean: ## Remove the virtualenv and caches (not .pgdata)
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,79 @@
+"""The test database: created and migrated as the owner role, used as the runtime role."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+
+def pytest_report_header(config):
+    from django.conf import settings
+
+    default, owner = settings.DATABASES["default"], settings.DATABASES["owner"]
+    return [
+        f"strategy: {settings.TENANCY_STRATEGY}",
+        f"postgresql: {default['HOST']}:{default['PORT']} "
+        f"(runtime role {default['USER']}, owner role {owner['USER']})",
+    ]
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_test_environment, django_db_blocker):
+    from django.conf import settings
+    from django.db import connections
+
+    owner = connections["owner"]
+    with django_db_blocker.unblock():
+        old_name = owner.settings_dict["NAME"]
+        name = owner.creation.create_test_db(verbosity=0, autoclobber=True, serialize=False)
+        for alias, conf in settings.DATABASES.items():
+            if alias != "owner":
+                connections[alias].close()
+                conf["NAME"] = connections[alias].settings_dict["NAME"] = name
+        with owner.cursor() as cursor:
+            cursor.execute("SELECT version()")
+            print(f"\n{cursor.fetchone()[0]}; test database {name}")
+    yield
+    with django_db_blocker.unblock():
+        for alias in settings.DATABASES:
+            connection = connections[alias]
+            connection.close()
+            if hasattr(connection, "close_pool"):
+                connection.close_pool()
+        drop_test_database(owner, name, old_name)
+
+
+def drop_test_database(owner, name: str, old_name: str) -> None:
+    # Threads of the concurrency tests may still hold runtime connections; only a superuser
+    # can end those, so the harness's admin URL drops the database when it has one.
+    admin_url = os.environ.get("TENANCY_TEST_ADMIN_URL")
+    if not admin_url:
+        owner.creation.destroy_test_db(old_name, verbosity=0)
+        return
+    import psycopg
+    from psycopg import sql
+
+    owner.close()
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        admin.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+    owner.settings_dict["NAME"] = old_name
+
+
+@pytest.fixture
+def live_db(django_db_setup, django_db_blocker):
+    """Database access with real transactions (nothing wraps the test in one), for tests that
+    only read, or that undo their own writes."""
+    with django_db_blocker.unblock():
+        yield
+
+
+@pytest.fixture
+def runtime_cursor(live_db):
+    """A cursor on the runtime role's connection, outside any transaction."""
+    from django.db import connections
+
+    with connections["default"].cursor() as cursor:
+        yield cursor
