@@ -8,8 +8,8 @@ import re
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from django.db import connections
 from django.core.handlers.asgi import ASGIHandler
+from django.db import connections
 from django.test import Client
 
 from shared.tenancy import activate, get_current_tenant
