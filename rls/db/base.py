@@ -41,23 +41,36 @@ class DatabaseWrapper(base.DatabaseWrapper):
         self.connection.execute(SET_TENANT, [value])
         self.tenant_in_transaction = value
 
-    # Whenever the transaction (or the part of it that set the tenant) ends, forget the value.
+    # Whenever the transaction, or the savepoint that may have set the tenant, ends, forget the
+    # value: the next statement sets it again. Forget it *after* the statement has run:
+    # ROLLBACK TO SAVEPOINT itself passes through the wrapper (which may set the tenant first)
+    # and then restores whatever the setting was when the savepoint was taken.
     def _commit(self):
-        self.tenant_in_transaction = None
-        return super()._commit()
+        try:
+            return super()._commit()
+        finally:
+            self.tenant_in_transaction = None
 
     def _rollback(self):
-        self.tenant_in_transaction = None
-        return super()._rollback()
+        try:
+            return super()._rollback()
+        finally:
+            self.tenant_in_transaction = None
 
     def _savepoint_rollback(self, sid):
-        self.tenant_in_transaction = None
-        return super()._savepoint_rollback(sid)
+        try:
+            return super()._savepoint_rollback(sid)
+        finally:
+            self.tenant_in_transaction = None
 
     def _set_autocommit(self, autocommit):
-        self.tenant_in_transaction = None
-        return super()._set_autocommit(autocommit)
+        try:
+            return super()._set_autocommit(autocommit)
+        finally:
+            self.tenant_in_transaction = None
 
     def _close(self):
-        self.tenant_in_transaction = None
-        return super()._close()
+        try:
+            return super()._close()
+        finally:
+            self.tenant_in_transaction = None
