@@ -13,6 +13,7 @@ from rls import checks
 
 TENANT_TABLES = ["tracker_user", "tracker_project", "tracker_task", "tracker_subtask"]
 ALL_TABLES = ["tracker_account", *TENANT_TABLES]
+CURRENT = "(SELECT nullif(current_setting('app.account_id', true), '')::bigint)"
 SHORT = {
     "tracker_user": "user",
     "tracker_project": "project",
@@ -218,9 +219,8 @@ def test_the_system_check_catches_a_privileged_role(live_db, two_tenants):
         (
             "ALTER POLICY tenant_isolation ON tracker_task RENAME TO loose; "
             "DROP POLICY loose ON tracker_task",
-            "CREATE POLICY tenant_isolation ON tracker_task "
-            "USING (account_id = (SELECT nullif(current_setting('app.account_id', true), '')::bigint)) "
-            "WITH CHECK (account_id = (SELECT nullif(current_setting('app.account_id', true), '')::bigint))",
+            f"CREATE POLICY tenant_isolation ON tracker_task "
+            f"USING (account_id = {CURRENT}) WITH CHECK (account_id = {CURRENT})",
             "rls.E007",
         ),
     ],
