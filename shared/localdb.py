@@ -49,9 +49,9 @@ def find_bindir() -> Path:
         except ValueError:
             return 0.0
 
-    candidates += [
-        Path(p) for p in sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=version, reverse=True)
-    ]
+    # Debian and Ubuntu keep each major version apart, off the PATH.
+    pattern = os.environ.get("LOCALDB_PG_GLOB", "/usr/lib/postgresql/*/bin")
+    candidates += [Path(p) for p in sorted(glob.glob(pattern), key=version, reverse=True)]
     for bindir in candidates:
         if all((bindir / tool).exists() for tool in ("initdb", "pg_ctl", "postgres", "psql")):
             return bindir
@@ -146,6 +146,11 @@ class Cluster:
         bindir = find_bindir()
         self.base.mkdir(parents=True, exist_ok=True)
         self._chown(self.base)
+        if (user := service_user()) and self._run("test", "-w", self.base, check=False).returncode:
+            raise LocalDBError(
+                f"the '{user.pw_name}' OS account that runs PostgreSQL cannot reach {self.base}: "
+                "let it into the folders above (chmod o+x) or keep the project elsewhere"
+            )
         self.password_file.write_text(secrets.token_urlsafe(18) + "\n")
         self.password_file.chmod(0o600)
         self._chown(self.password_file)

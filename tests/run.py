@@ -24,8 +24,18 @@ ROOT = Path(__file__).resolve().parent.parent
 STRATEGIES = ["rls"]
 
 
-def run_strategy(strategy: str, env: dict[str, str], pytest_args: list[str], report: Path) -> int:
-    paths = [p for p in ("tests/contract", f"tests/{strategy}") if (ROOT / p).is_dir()]
+def run_strategy(
+    strategy: str,
+    env: dict[str, str],
+    pytest_args: list[str],
+    report: Path,
+    *,
+    with_project_tests: bool,
+) -> int:
+    paths = ["tests/contract", f"tests/{strategy}"]
+    if with_project_tests:  # tests of the repository itself, which need no strategy: run once
+        paths.append("tests/project")
+    paths = [p for p in paths if (ROOT / p).is_dir()]
     command = [
         sys.executable,
         "-m",
@@ -89,7 +99,9 @@ def main(argv: list[str] | None = None) -> int:
         results = {}
         for strategy in strategies:
             report = workdir / f"{strategy}.xml"
-            code = run_strategy(strategy, env, pytest_args, report)
+            code = run_strategy(
+                strategy, env, pytest_args, report, with_project_tests=strategy == strategies[0]
+            )
             results[strategy] = (code, *totals(report))
     except LocalDBError as exc:
         print(f"error: {exc}", file=sys.stderr)
