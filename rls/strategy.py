@@ -9,7 +9,7 @@ from django.db.models import F
 
 from rls.scoping import PRIVILEGED_ALIAS
 from rls.tracker.models import Account, Project, Subtask, Task, User
-from shared.copy import copy_rows, reserve_ids
+from shared.copy import BULK_LOAD_SETTINGS, copy_rows, reserve_ids
 from shared.strategy import TABLES, Strategy
 from shared.testdata import TenantData
 
@@ -45,6 +45,7 @@ class RowLevelSecurity(Strategy):
     def load_tenant(self, data: TenantData, *, commit: bool = True):
         with transaction.atomic(using=PRIVILEGED_ALIAS):
             with connections[PRIVILEGED_ALIAS].cursor() as cursor:
+                cursor.execute(BULK_LOAD_SETTINGS)
                 cursor.execute(
                     f"INSERT INTO {Account._meta.db_table} (slug, name) VALUES (%s, %s) "
                     "RETURNING id",

@@ -3,7 +3,8 @@ every strategy's loader writes with COPY; nothing here touches a database.
 
 Text fields use ``Lorem``, which draws words from Faker's own English word list with
 factory-boy's seeded generator: the same kind of text as ``Faker("sentence")`` at a fraction of
-the cost, which matters at a million rows.
+the cost, which matters at a million rows. For the same reason tasks and subtasks, 95% of the
+rows, are made with ``RowFactory.rows``.
 """
 
 from datetime import UTC, datetime
@@ -20,7 +21,15 @@ JOINED_TO = datetime(2025, 12, 31, tzinfo=UTC)
 WORDS = tuple(LoremProvider.word_list)
 
 
-class Lorem(factory.declarations.BaseDeclaration):
+class Draw(factory.declarations.BaseDeclaration):
+    """A declaration whose value depends only on the seeded generator, so ``RowFactory.rows``
+    can evaluate it without factory-boy's per-object machinery."""
+
+    def evaluate(self, instance, step, extra):
+        return self.draw()
+
+
+class Lorem(Draw):
     """``words`` random words (one sentence), or ``sentences`` sentences of 6 to 12 words."""
 
     def __init__(self, words: int = 0, sentences: int = 0):
@@ -28,7 +37,7 @@ class Lorem(factory.declarations.BaseDeclaration):
         self.words = words
         self.sentences = sentences
 
-    def evaluate(self, instance, step, extra):
+    def draw(self):
         rng = factory.random.randgen
         if self.words:
             return " ".join(rng.choices(WORDS, k=self.words)).capitalize()
@@ -38,13 +47,46 @@ class Lorem(factory.declarations.BaseDeclaration):
         )
 
 
-class Chance(factory.declarations.BaseDeclaration):
+class Chance(Draw):
     def __init__(self, probability: float):
         super().__init__()
         self.probability = probability
 
-    def evaluate(self, instance, step, extra):
+    def draw(self):
         return factory.random.randgen.random() < self.probability
+
+
+class RowFactory(factory.Factory):
+    """A factory whose rows can also be made in bulk.
+
+    ``rows(n, **fixed)`` gives what ``build_batch(n, **fixed)`` gives, drawing from the seeded
+    generator in the same order, at a fraction of the cost: factory-boy's builder costs about
+    26 µs a row, which is most of the time at a million rows. A factory with any declaration
+    other than a plain value or a ``Draw`` uses ``build_batch`` instead.
+    """
+
+    class Meta:
+        abstract = True
+
+    @classmethod
+    def rows(cls, count: int, **fixed) -> list:
+        declarations = cls._meta.declarations
+        plan = []
+        for name, declaration in declarations.items():
+            if name in fixed:
+                plan.append((name, None))
+            elif isinstance(declaration, Draw):
+                plan.append((name, declaration.draw))
+            elif isinstance(declaration, factory.declarations.BaseDeclaration):
+                return cls.build_batch(count, **fixed)
+            else:
+                fixed.setdefault(name, declaration)
+                plan.append((name, None))
+        model = cls._meta.model
+        return [
+            model(**{name: fixed[name] if draw is None else draw() for name, draw in plan})
+            for _ in range(count)
+        ]
 
 
 def account_name() -> str:
@@ -79,7 +121,7 @@ class ProjectRowFactory(factory.Factory):
     details = Lorem(sentences=2)
 
 
-class TaskRowFactory(factory.Factory):
+class TaskRowFactory(RowFactory):
     class Meta:
         model = TaskRow
 
@@ -89,7 +131,7 @@ class TaskRowFactory(factory.Factory):
     details = Lorem(sentences=2)
 
 
-class SubtaskRowFactory(factory.Factory):
+class SubtaskRowFactory(RowFactory):
     class Meta:
         model = SubtaskRow
 

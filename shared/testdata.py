@@ -94,10 +94,9 @@ def generate_tenant(
     for p in range(rng.randint(*volumes.projects)):
         data.projects.append(factories.ProjectRowFactory.build())
         for _ in range(rng.randint(*volumes.tasks)):
-            data.tasks.append(factories.TaskRowFactory.build(project=p))
-            t = len(data.tasks) - 1
+            data.tasks.extend(factories.TaskRowFactory.rows(1, project=p))
+            subtasks = rng.randint(*volumes.subtasks)
             data.subtasks.extend(
-                factories.SubtaskRowFactory.build(task=t)
-                for _ in range(rng.randint(*volumes.subtasks))
+                factories.SubtaskRowFactory.rows(subtasks, task=len(data.tasks) - 1)
             )
     return data
