@@ -43,7 +43,8 @@ up: check-strategy install ## Start PostgreSQL and serve STRATEGY on http://tena
 
 serve: check-strategy install ## Migrate, add ACCOUNTS test accounts if empty, serve (database already up)
 	@$(PY) $(STRATEGY)/manage.py migrate --verbosity 0
-	@$(PY) $(STRATEGY)/manage.py createtestdata --accounts $(ACCOUNTS) --if-empty
+	@if [ "$(ACCOUNTS)" != 0 ]; then \
+		$(PY) $(STRATEGY)/manage.py createtestdata --accounts $(ACCOUNTS) --if-empty; fi
 	@$(PY) $(STRATEGY)/manage.py check --database default
 	@echo "Serving $(STRATEGY): http://tenant-1.localhost:$(PORT)/ (tenant index: http://localhost:$(PORT)/)"
 	@echo "Ctrl-C stops the server; 'make down' stops PostgreSQL."

@@ -142,6 +142,13 @@ class Cluster:
             == 0
         )
 
+    def running_port(self) -> int | None:
+        """The port the running server listens on, from its postmaster.pid."""
+        try:
+            return int((self.data / "postmaster.pid").read_text().splitlines()[3])
+        except (OSError, IndexError, ValueError):
+            return None
+
     def init(self) -> None:
         bindir = find_bindir()
         self.base.mkdir(parents=True, exist_ok=True)
@@ -243,7 +250,10 @@ def up(base: Path, port: int, env_file: Path) -> None:
         [str(bindir / "postgres"), "--version"], capture_output=True, text=True
     ).stdout.strip()
     if cluster.running():
-        print(f"PostgreSQL: reusing the local cluster in {base} on 127.0.0.1:{port}")
+        actual = cluster.running_port() or port
+        note = "" if actual == port else f" (not {port}: run `make down` first to change the port)"
+        print(f"PostgreSQL: reusing the local cluster in {base} on 127.0.0.1:{actual}{note}")
+        cluster.port = port = actual
     else:
         fresh = not cluster.initialised()
         if fresh:

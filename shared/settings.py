@@ -43,7 +43,14 @@ TENANCY_POOL = {
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "formatters": {"brief": {"()": "shared.logs.BriefFormatter"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler"},
+        "brief": {"class": "logging.StreamHandler", "formatter": "brief"},
+    },
     "root": {"handlers": ["console"], "level": env("DJANGO_LOG_LEVEL", "WARNING")},
-    "loggers": {"django.security.DisallowedHost": {"level": "ERROR"}},
+    # A bad Host is the client's mistake: one line in the log, not a traceback.
+    "loggers": {
+        "django.security.DisallowedHost": {"handlers": ["brief"], "propagate": False},
+    },
 }
