@@ -9,4 +9,9 @@ if __name__ == "__main__":
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "rls.settings")
     from django.core.management import execute_from_command_line
 
-    execute_from_command_line(sys.argv)
+    from shared.env import MissingSetting
+
+    try:
+        execute_from_command_line(sys.argv)
+    except MissingSetting as exc:
+        sys.exit(f"error: {exc}")

@@ -6,6 +6,8 @@ import os
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from django.core.exceptions import ImproperlyConfigured
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -21,6 +23,10 @@ def read_env_file(path: Path) -> dict[str, str]:
 
 
 _file = read_env_file(Path(os.environ.get("TENANCY_ENV_FILE", ROOT / ".env")))
+
+
+class MissingSetting(ImproperlyConfigured):
+    """A setting the user must provide; manage.py prints it as one line."""
 
 
 def env(name: str, default: str = "") -> str:
@@ -40,7 +46,7 @@ def database(url_variable: str, dbname: str, **extra) -> dict:
     """
     url = env(url_variable)
     if not url:
-        raise RuntimeError(
+        raise MissingSetting(
             f"{url_variable} is not set: run `make up` (it writes .env), or see .env.example"
         )
     parts = urlsplit(url)

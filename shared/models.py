@@ -50,7 +50,9 @@ class AbstractProject(models.Model):
         return self.name
 
 
-class AbstractTask(models.Model):
+class AbstractWorkItem(models.Model):
+    """What tasks and subtasks both are: a named piece of work, done or not."""
+
     name = models.CharField(max_length=200)
     is_complete = models.BooleanField(default=False)
     details = models.TextField(blank=True)
@@ -62,13 +64,11 @@ class AbstractTask(models.Model):
         return self.name
 
 
-class AbstractSubtask(models.Model):
-    name = models.CharField(max_length=200)
-    is_complete = models.BooleanField(default=False)
-    details = models.TextField(blank=True)
-
+class AbstractTask(AbstractWorkItem):
     class Meta:
         abstract = True
 
-    def __str__(self):
-        return self.name
+
+class AbstractSubtask(AbstractWorkItem):
+    class Meta:
+        abstract = True

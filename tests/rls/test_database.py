@@ -238,3 +238,15 @@ def test_the_system_check_refuses_a_loosened_table(live_db, two_tenants, loosen,
             owner.commit()
     connections["default"].close()
     assert checks.problems() == []
+
+
+def test_migration_commands_use_the_owner_role(live_db, two_tenants):
+    import io
+
+    from django.core.management import CommandError, call_command
+
+    out = io.StringIO()
+    call_command("showmigrations", "tracker", stdout=out)
+    assert "[X] 0002_row_level_security" in out.getvalue()
+    with pytest.raises(CommandError, match="the runtime role, which cannot change the schema"):
+        call_command("migrate", database="default", verbosity=0)

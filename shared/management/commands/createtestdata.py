@@ -6,6 +6,7 @@ from itertools import islice
 
 from django.contrib.auth.hashers import make_password
 from django.core.management.base import BaseCommand, CommandError
+from django.db import Error as DatabaseError
 
 from shared.strategy import TABLES, get_strategy
 from shared.testdata import TenantData, Volumes, generate_tenant, slug_for
@@ -87,7 +88,13 @@ class Command(BaseCommand):
         if jobs < 1:
             raise CommandError("--jobs must be at least 1")
         strategy = get_strategy()
-        existing = {tenant.slug for tenant in strategy.list_tenants()}
+        try:
+            existing = {tenant.slug for tenant in strategy.list_tenants()}
+        except DatabaseError as exc:
+            raise CommandError(
+                f"cannot read the tenants ({str(exc).strip().splitlines()[0]}): is PostgreSQL "
+                "running (`make up`) and migrated (`manage.py migrate`)?"
+            ) from None
         if options["if_empty"] and existing:
             self.stdout.write(f"{len(existing)} accounts exist already; nothing to do.")
             return
@@ -151,6 +158,12 @@ class Command(BaseCommand):
                 if now - last >= 1 or done == len(jobs):
                     last = now
                     self.progress(done, len(jobs), sum(created.values()), now - started)
+        except DatabaseError as exc:
+            raise CommandError(
+                f"loading account {done + 1} of {len(jobs)} failed and was rolled back; the "
+                f"{done} before it are complete ({str(exc).strip().splitlines()[0]}). Run again "
+                "with --skip-existing to finish."
+            ) from None
         except KeyboardInterrupt:
             raise CommandError(
                 f"interrupted: {done} accounts were loaded completely; the one in progress was "
