@@ -53,9 +53,9 @@ class TenantRawQuerySet(RawQuerySet):
         return super().iterator()
 
 
-# Every QuerySet method that sends SQL without going through _fetch_all(). The async variants
-# (acount, aget, aupdate, ...) call these in a thread that inherits the ContextVar; aiterator is
-# the exception and is listed itself.
+# Every QuerySet method that sends SQL without going through _fetch_all() (bulk_create, which
+# also fills in the account, is defined below). The async variants (acount, aget, aupdate, ...)
+# call these in a thread that inherits the ContextVar; aiterator is the exception and is listed.
 GUARDED = (
     "iterator",
     "aiterator",
@@ -69,7 +69,6 @@ GUARDED = (
     "delete",
     "_raw_delete",
     "in_bulk",
-    "bulk_create",
     "bulk_update",
     "_insert",
     "get_or_create",
@@ -136,8 +135,7 @@ class TenantQuerySet(models.QuerySet):
 
 
 for _name in GUARDED:
-    if _name != "bulk_create":
-        setattr(TenantQuerySet, _name, _guard(_name))
+    setattr(TenantQuerySet, _name, _guard(_name))
 
 
 class TenantManager(models.Manager.from_queryset(TenantQuerySet)):
