@@ -13,10 +13,21 @@ A_NUMBER, B_NUMBER = 901, 902
 VOLUMES = Volumes(users=(2, 3), projects=(3, 4), tasks=(2, 3), subtasks=(3, 4))
 
 
+# What identifies a row across strategies: its content. Primary keys do not, since a strategy
+# with a schema or a database per tenant gives every tenant its own sequences.
+CONTENT = {
+    "user": ("email",),
+    "project": ("name", "details"),
+    "task": ("name", "details"),
+    "subtask": ("name", "details"),
+}
+
+
 @dataclass
 class TenantFixture:
     tenant: object
     ids: dict[str, list]  # primary keys per table name
+    rows: dict[str, set[tuple]]  # content per table name
     subtask_names: set[str]
 
     @property
@@ -34,10 +45,14 @@ def _snapshot(strategy, tenant) -> TenantFixture:
     with activate(tenant):
         ids = {
             name: list(strategy.model(name).objects.order_by("pk").values_list("pk", flat=True))
-            for name in ("user", "project", "task", "subtask")
+            for name in CONTENT
+        }
+        rows = {
+            name: set(strategy.model(name).objects.values_list(*fields))
+            for name, fields in CONTENT.items()
         }
         names = set(strategy.model("subtask").objects.values_list("name", flat=True))
-    return TenantFixture(tenant, ids, names)
+    return TenantFixture(tenant, ids, rows, names)
 
 
 @pytest.fixture(scope="session")
@@ -57,7 +72,10 @@ def two_tenants(strategy, django_db_setup, django_db_blocker):
                 generate_tenant(number, volumes=VOLUMES)
             )
             tenants.append(_snapshot(strategy, strategy.get_tenant(slug) or tenant))
-    return tuple(tenants)
+    a, b = tenants
+    for name in CONTENT:  # so that "only B's rows" and "none of A's rows" mean the same
+        assert a.rows[name] and not a.rows[name] & b.rows[name], name
+    return a, b
 
 
 @pytest.fixture
