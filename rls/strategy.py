@@ -3,13 +3,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from django.apps import apps
-from django.core.management import call_command
+from django.core.management import CommandError
 from django.db import connections, transaction
 from django.db.models import F
 
 from rls.scoping import PRIVILEGED_ALIAS
 from rls.tracker.models import Account, Project, Subtask, Task, User
 from shared.copy import BULK_LOAD_SETTINGS, copy_rows, reserve_ids
+from shared.migrating import Unit
 from shared.strategy import TABLES, Strategy
 from shared.testdata import TenantData
 
@@ -99,8 +100,13 @@ class RowLevelSecurity(Strategy):
                 transaction.set_rollback(True, using=PRIVILEGED_ALIAS)
         return Account(id=account_id, slug=data.slug, name=data.name)
 
-    def migrate_tenants(self, verbosity=1):
-        call_command("migrate", database=PRIVILEGED_ALIAS, verbosity=verbosity)
+    def migration_units(self, *, only=None, retry_failed=False):
+        if only or retry_failed:
+            raise CommandError(
+                "every rls tenant shares one schema, migrated at once: "
+                "--only and --retry-failed do not apply"
+            )
+        return [], [Unit("shared schema (every tenant)", PRIVILEGED_ALIAS)]
 
     def subtask_list(self):
         return (

@@ -15,6 +15,7 @@ from django.utils.module_loading import import_string
 if TYPE_CHECKING:
     from django.db.models import Model, QuerySet
 
+    from shared.migrating import Unit
     from shared.tenancy import Tenant
     from shared.testdata import TenantData
 
@@ -47,7 +48,16 @@ class Strategy(ABC):
         """Create the tenant and bulk-load its rows, all or nothing."""
 
     @abstractmethod
-    def migrate_tenants(self, verbosity: int = 1) -> None: ...
+    def migration_units(
+        self, *, only: set[str] | None = None, retry_failed: bool = False
+    ) -> tuple[list[Unit], list[Unit]]:
+        """What `migratetenants` migrates: units to migrate first, one at a time (templates),
+        then units that may be migrated in parallel."""
+
+    def migrate_tenants(self, verbosity: int = 1) -> None:
+        from django.core.management import call_command
+
+        call_command("migratetenants", verbosity=verbosity)
 
     @abstractmethod
     def subtask_list(self) -> QuerySet:

@@ -10,14 +10,14 @@ def runtime_role() -> str:
     return settings.DATABASES[RUNTIME_ALIAS]["USER"]
 
 
-def _default_privileges(action: str):
+def _default_privileges(action: str, tables: str):
     def run(apps, schema_editor):
         quote = schema_editor.quote_name
         role = quote(runtime_role())
         to_from = "TO" if action == "GRANT" else "FROM"
         statements = [
-            f"ALTER DEFAULT PRIVILEGES IN SCHEMA public {action} "
-            f"SELECT, INSERT, UPDATE, DELETE ON TABLES {to_from} {role}",
+            f"ALTER DEFAULT PRIVILEGES IN SCHEMA public {action} {tables} "
+            f"ON TABLES {to_from} {role}",
             f"ALTER DEFAULT PRIVILEGES IN SCHEMA public {action} "
             f"USAGE, SELECT ON SEQUENCES {to_from} {role}",
             # Functions are executable by PUBLIC unless said otherwise: only the runtime role.
@@ -33,7 +33,13 @@ def _default_privileges(action: str):
     return run
 
 
-def grant_runtime_role_by_default() -> migrations.RunPython:
+DML = "SELECT, INSERT, UPDATE, DELETE"
+
+
+def grant_runtime_role_by_default(tables: str = DML) -> migrations.RunPython:
     """Every table, sequence and function the migrating (owner) role creates from here on gets
-    DML, sequence and execute rights for the runtime role, and nothing else."""
-    return migrations.RunPython(_default_privileges("GRANT"), _default_privileges("REVOKE"))
+    ``tables`` rights (DML unless told otherwise), sequence and execute rights for the runtime
+    role, and nothing else."""
+    return migrations.RunPython(
+        _default_privileges("GRANT", tables), _default_privileges("REVOKE", tables)
+    )

@@ -18,6 +18,8 @@ from shared.tenancy import activate
 from tests.plugins.tenants import CONTENT
 
 TABLES = tuple(CONTENT)
+# A column the attacks overwrite: part of the content, and not unique.
+WRITABLE = {"user": "first_name", "project": "name", "task": "name", "subtask": "name"}
 ACCOUNT_CELL = re.compile(r'<td class="account">([^<]*)</td>')
 
 
@@ -113,12 +115,12 @@ def test_orm_writes_by_other_tenants_ids_leave_its_rows_alone(
     live_db, strategy, tenant_a, tenant_b, table
 ):
     model = strategy.model(table)
-    field = CONTENT[table][0]
+    field = WRITABLE[table]
     with activate(tenant_b.tenant):
         alias = router.db_for_write(model)
     with transaction.atomic(using=alias):
         with activate(tenant_b.tenant):
-            model.objects.filter(pk__in=tenant_a.ids[table]).update(**{field: "taken@x.example"})
+            model.objects.filter(pk__in=tenant_a.ids[table]).update(**{field: "taken"})
             model.objects.filter(pk__in=tenant_a.ids[table]).delete()
         # Still inside B's transaction, before anything is rolled back.
         assert _a_rows_seen_from_inside(strategy, tenant_a, table) == tenant_a.rows[table]
@@ -173,7 +175,7 @@ def test_raw_sql_updates_and_deletes_leave_other_tenants_rows_alone(
     live_db, strategy, tenant_a, tenant_b, table
 ):
     model = strategy.model(table)
-    column = CONTENT[table][0]
+    column = WRITABLE[table]
     with activate(tenant_b.tenant):
         alias = router.db_for_write(model)
     connection = connections[alias]
@@ -181,7 +183,7 @@ def test_raw_sql_updates_and_deletes_leave_other_tenants_rows_alone(
     with transaction.atomic(using=alias):
         with activate(tenant_b.tenant), connection.cursor() as cursor:
             cursor.execute(
-                f"UPDATE {name} SET {column} = 'x@x.example' WHERE id = ANY(%s)",
+                f"UPDATE {name} SET {column} = 'taken' WHERE id = ANY(%s)",
                 [tenant_a.ids[table]],
             )
             cursor.execute(f"DELETE FROM {name} WHERE id = ANY(%s)", [tenant_a.ids[table]])

@@ -8,6 +8,7 @@ import re
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from asgiref.sync import sync_to_async
 from django.core.handlers.asgi import ASGIHandler
 from django.db import connections
 from django.test import Client
@@ -116,6 +117,7 @@ async def test_tasks_with_different_tenants_keep_their_own(live_db, strategy, te
             return await subtask.objects.acount(), get_current_tenant().slug
 
     results = await asyncio.gather(*(count_for(f) for f in (tenant_a, tenant_b) * 5))
+    await sync_to_async(connections.close_all)()  # in the thread the ORM calls ran in
     for (count, slug), fixture in zip(results, (tenant_a, tenant_b) * 5, strict=True):
         assert slug == fixture.slug
         assert count == len(fixture.ids["subtask"])

@@ -1,6 +1,6 @@
 from django.core.management.commands import showmigrations
 
-from rls.scoping import PRIVILEGED_ALIAS
+from shared.management.commands.migrate import PRIVILEGED_ALIAS
 
 
 class Command(showmigrations.Command):

@@ -1,0 +1,127 @@
+"""Which database a query goes to, and how many tenant connections stay open.
+
+Each tenant's database gets a connection alias the first time it is needed (``tenant:<slug>``
+for the runtime role, ``owner:<slug>`` for the owner role), built from the ``default`` or
+``owner`` settings with the tenant's database name and server. A tenant created while the
+server runs is therefore served at once, with nothing to restart.
+
+Connections to tenant databases are closed when the request ends (``CONN_MAX_AGE = 0``): kept
+open, they would multiply with tenants, and under ASGI each request's thread is short-lived, so
+a kept connection would be abandoned with it. Outside requests (commands, workers), each thread
+keeps at most ``TENANCY_TENANT_CONNECTIONS`` open: when one more is needed, the least recently
+used idle one is closed.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+from collections import OrderedDict
+
+from django.conf import settings
+from django.db import connections
+
+from shared.tenancy import get_current_tenant
+
+TENANT_APPS = frozenset({"tracker"})
+RUNTIME_PREFIX = "tenant:"
+OWNER_PREFIX = "owner:"
+_local = threading.local()
+
+
+class NoTenantError(Exception):
+    pass
+
+
+def alias_for(tenant, *, owner: bool = False) -> str:
+    alias = f"{OWNER_PREFIX if owner else RUNTIME_PREFIX}{tenant.slug}"
+    if alias not in connections.settings:
+        base = connections.settings["owner" if owner else "default"]
+        conf = copy.deepcopy(base)
+        options = dict(conf.get("OPTIONS", {}))
+        options.pop("pool", None)  # one pool per tenant would multiply connections by tenants
+        conf.update(
+            NAME=tenant.db_name,
+            HOST=tenant.db_host or base["HOST"],
+            PORT=str(tenant.db_port or base["PORT"]),
+            OPTIONS=options,
+            ATOMIC_REQUESTS=False,  # per-request atomicity: see multidb.middleware
+            CONN_MAX_AGE=0,
+            CONN_HEALTH_CHECKS=True,
+            TEST={**conf.get("TEST", {}), "NAME": tenant.db_name},
+        )
+        connections.settings[alias] = conf
+    if not owner:
+        _used(alias)
+    return alias
+
+
+def forget(tenant) -> None:
+    """Close and unregister a tenant's aliases (its database is being dropped)."""
+    for alias in (f"{RUNTIME_PREFIX}{tenant.slug}", f"{OWNER_PREFIX}{tenant.slug}"):
+        if alias in connections.settings:
+            connections[alias].close()
+            del connections[alias]
+            del connections.settings[alias]
+        _recent().pop(alias, None)
+
+
+def _recent() -> OrderedDict:
+    if not hasattr(_local, "recent"):
+        _local.recent = OrderedDict()
+    return _local.recent
+
+
+def _used(alias: str) -> None:
+    recent = _recent()
+    recent[alias] = None
+    recent.move_to_end(alias)
+    limit = settings.TENANCY_TENANT_CONNECTIONS
+    for old in list(recent)[:-limit] if len(recent) > limit else []:
+        connection = connections[old]
+        if connection.in_atomic_block:
+            continue  # in use right now; it will be closed on a later call
+        connection.close()
+        del recent[old]
+
+
+def open_tenant_connections() -> list[str]:
+    return [a for a in _recent() if connections[a].connection is not None]
+
+
+class TenantRouter:
+    """Tenant models go to the current tenant's database, and never anywhere else."""
+
+    def _tenant_alias(self, model, hints) -> str | None:
+        if model._meta.app_label not in TENANT_APPS:
+            return None  # the catalogue, in `default`
+        tenant = get_current_tenant()
+        if tenant is None:
+            raise NoTenantError(
+                f"{model.__name__} lives in a tenant's database and no tenant is active: run "
+                "the query inside shared.tenancy.activate(tenant)"
+            )
+        alias = alias_for(tenant)
+        instance = hints.get("instance")
+        db = getattr(getattr(instance, "_state", None), "db", None)
+        if db is not None and db not in (alias, alias_for(tenant, owner=True)):
+            raise NoTenantError(
+                f"this {model.__name__} was loaded from {db} but {tenant.slug} is active"
+            )
+        return db or alias
+
+    def db_for_read(self, model, **hints):
+        return self._tenant_alias(model, hints)
+
+    def db_for_write(self, model, **hints):
+        return self._tenant_alias(model, hints)
+
+    def allow_relation(self, obj1, obj2, **hints):
+        return obj1._state.db == obj2._state.db
+
+    def allow_migrate(self, db, app_label, model_name=None, **hints):
+        # Schema changes run as the owner role only: tenant apps in tenant databases (and the
+        # template), the catalogue in the catalogue database.
+        if app_label in TENANT_APPS:
+            return db.startswith(OWNER_PREFIX)
+        return db == "owner"

@@ -1,0 +1,21 @@
+from shared.env import database, env
+from shared.settings import *  # noqa: F403
+from shared.settings import INSTALLED_APPS, MIDDLEWARE, TENANCY_POOL
+
+ROOT_URLCONF = "multidb.urls"
+WSGI_APPLICATION = "multidb.wsgi.application"
+INSTALLED_APPS = ["multidb.catalogue", "multidb.tracker", *INSTALLED_APPS]
+MIDDLEWARE = [*MIDDLEWARE, "multidb.middleware.TenantAtomicRequests"]
+TENANCY_STRATEGY = "multidb.strategy.DatabasePerTenant"
+DATABASE_ROUTERS = ["multidb.routing.TenantRouter"]
+
+# Open connections to tenant databases that each thread keeps (see multidb/README.md).
+TENANCY_TENANT_CONNECTIONS = int(env("TENANCY_TENANT_CONNECTIONS", "4"))
+
+DATABASES = {
+    # The catalogue, read by the web server as the runtime role (SELECT only). Tenant
+    # databases get aliases of their own when first needed (multidb.routing).
+    "default": database("RUNTIME_DATABASE_URL", "tenancy_multidb", OPTIONS={"pool": TENANCY_POOL}),
+    # The owner role: catalogue writes, provisioning and migrations.
+    "owner": database("OWNER_DATABASE_URL", "tenancy_multidb"),
+}

@@ -1,0 +1,180 @@
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from functools import partial
+
+from django.apps import apps
+from django.db import connections, transaction
+from django.db.models import Value
+
+from multidb import provisioning
+from multidb.catalogue.models import Tenant
+from multidb.routing import alias_for
+from shared.copy import BULK_LOAD_SETTINGS, copy_rows, reserve_ids
+from shared.migrating import Result, Unit
+from shared.strategy import TABLES, Strategy
+from shared.tenancy import get_current_tenant
+from shared.testdata import TenantData
+
+# Resolved tenants are remembered this long per process; a tenant created elsewhere is found
+# at once (misses always ask the catalogue), a dropped one is forgotten within this time.
+CACHE_SECONDS = 2.0
+
+
+class TenantExists(Exception):
+    pass
+
+
+class DatabasePerTenant(Strategy):
+    name = "multidb"
+    places_tenants_on_servers = True
+
+    def __init__(self):
+        self._cache: dict[str, tuple[float, Tenant]] = {}
+
+    def model(self, name):
+        return apps.get_model("tracker", name)
+
+    def get_tenant(self, slug):
+        hit = self._cache.get(slug)
+        if hit and time.monotonic() - hit[0] < CACHE_SECONDS:
+            return hit[1]
+        tenant = Tenant.objects.filter(slug=slug, state=Tenant.State.READY).first()
+        if tenant is None:
+            self._cache.pop(slug, None)
+        else:
+            self._cache[slug] = (time.monotonic(), tenant)
+        return tenant
+
+    def list_tenants(self):
+        return list(Tenant.objects.filter(state=Tenant.State.READY).order_by("slug"))
+
+    def create_tenant(self, slug, name, *, host: str = "", port: int | None = None):
+        """Record the tenant as provisioning, create its database from the template, grant
+        the runtime role, and only then mark it ready. A failure leaves it `failed`, with the
+        reason; calling again finishes the job."""
+        tenant, _ = Tenant.objects.using("owner").get_or_create(
+            slug=slug,
+            defaults={
+                "name": name,
+                "db_name": provisioning.database_name(slug),
+                "db_host": host,
+                "db_port": port,
+            },
+        )
+        if tenant.state == Tenant.State.READY:
+            raise TenantExists(f"tenant {slug} exists already")
+        try:
+            provisioning.create_database(tenant.db_name, tenant.db_host, tenant.db_port)
+            tenant.migration = provisioning.applied_label(alias_for(tenant, owner=True))
+        except Exception as exc:
+            tenant.state, tenant.error = Tenant.State.FAILED, str(exc).strip()
+            tenant.save(using="owner")
+            raise
+        tenant.name = name
+        tenant.state, tenant.error = Tenant.State.READY, ""
+        tenant.save(using="owner")
+        self._cache.pop(slug, None)
+        return tenant
+
+    def drop_tenant(self, slug):
+        tenant = Tenant.objects.using("owner").filter(slug=slug).first()
+        if tenant is None:
+            return
+        self._cache.pop(slug, None)
+        provisioning.drop_database(tenant)
+        tenant.delete(using="owner")
+
+    def load_tenant(self, data: TenantData, *, commit: bool = True):
+        tenant = self.create_tenant(data.slug, data.name)
+        alias = alias_for(tenant, owner=True)
+        try:
+            with transaction.atomic(using=alias), connections[alias].cursor() as cursor:
+                cursor.execute(BULK_LOAD_SETTINGS)
+                project_ids = reserve_ids(cursor, "tracker_project", len(data.projects))
+                task_ids = reserve_ids(cursor, "tracker_task", len(data.tasks))
+                copy_rows(
+                    cursor,
+                    "tracker_user",
+                    ("email", "first_name", "last_name", "password", "is_active", "date_joined"),
+                    data.users,
+                )
+                copy_rows(
+                    cursor,
+                    "tracker_project",
+                    ("id", "name", "details"),
+                    ((pid, *p) for pid, p in zip(project_ids, data.projects, strict=True)),
+                )
+                copy_rows(
+                    cursor,
+                    "tracker_task",
+                    ("id", "project_id", "name", "is_complete", "details"),
+                    (
+                        (tid, project_ids[t.project], t.name, t.is_complete, t.details)
+                        for tid, t in zip(task_ids, data.tasks, strict=True)
+                    ),
+                )
+                copy_rows(
+                    cursor,
+                    "tracker_subtask",
+                    ("task_id", "name", "is_complete", "details"),
+                    ((task_ids[s.task], s.name, s.is_complete, s.details) for s in data.subtasks),
+                )
+        except BaseException:
+            self.drop_tenant(data.slug)  # all or nothing: no tenant with half its rows
+            raise
+        finally:
+            connections[alias].close()
+        if not commit:
+            self.drop_tenant(data.slug)
+        return tenant
+
+    def subtask_list(self):
+        subtask = self.model("subtask")
+        return (
+            subtask.objects.select_related("task__project")
+            .annotate(account_name=Value(get_current_tenant().name))
+            .order_by("name", "id")
+        )
+
+    def row_counts(self, slugs: Sequence[str] | None = None) -> dict[str, int]:
+        tenants = Tenant.objects.using("owner").filter(state=Tenant.State.READY)
+        if slugs is not None:
+            tenants = tenants.filter(slug__in=list(slugs))
+        counts = dict.fromkeys(("account", *TABLES), 0)
+        for tenant in tenants:
+            counts["account"] += 1
+            alias = alias_for(tenant, owner=True)
+            with connections[alias].cursor() as cursor:
+                for name in TABLES:
+                    cursor.execute(f"SELECT count(*) FROM tracker_{name}")
+                    counts[name] += cursor.fetchone()[0]
+            connections[alias].close()
+        return counts
+
+    def migration_units(self, *, only=None, retry_failed=False):
+        tenants = Tenant.objects.using("owner").filter(state=Tenant.State.READY)
+        if only:
+            tenants = tenants.filter(slug__in=only)
+        if retry_failed:
+            tenants = tenants.exclude(migration_error="")
+        tenants = list(tenants.order_by("slug"))
+        servers = {("", None)} | {(t.db_host, t.db_port) for t in tenants if t.db_host}
+        templates = []
+        for host, port in sorted(servers, key=str):
+            place = provisioning.template(host, port)
+            with provisioning.server_connection(host, port) as conn:
+                if provisioning.database_exists(conn, place.db_name):
+                    templates.append(Unit(place.slug, alias_for(place, owner=True)))
+        units = [
+            Unit(t.slug, alias_for(t, owner=True), record=partial(_record, t.pk)) for t in tenants
+        ]
+        return templates, units
+
+
+def _record(pk: int, result: Result) -> None:
+    changes = {"migration_error": result.error}
+    if result.migration:
+        changes["migration"] = result.migration
+    Tenant.objects.using("owner").filter(pk=pk).update(**changes)

@@ -1,0 +1,47 @@
+from django.core.management.base import BaseCommand, CommandError
+
+from shared.hosts import SLUG_RE
+from shared.strategy import get_strategy
+
+
+class Command(BaseCommand):
+    help = "Create a tenant, ready to be served at <slug>.<base domain>."
+
+    def add_arguments(self, parser):
+        parser.add_argument("slug")
+        parser.add_argument("--name", help="display name (default: the slug)")
+        parser.add_argument(
+            "--server",
+            metavar="HOST:PORT",
+            help="the PostgreSQL server for its database (strategies that "
+            "place tenants on servers)",
+        )
+
+    def handle(self, *args, slug, name, server, **options):
+        if not SLUG_RE.match(slug):
+            raise CommandError(
+                f"{slug!r} is not a valid slug: lowercase letters, digits and "
+                "hyphens, at most 63, not starting or ending with a hyphen"
+            )
+        strategy = get_strategy()
+        if strategy.get_tenant(slug) is not None:
+            raise CommandError(f"tenant {slug} exists already")
+        extra = {}
+        if server:
+            if not getattr(strategy, "places_tenants_on_servers", False):
+                raise CommandError(
+                    f"the {strategy.name} strategy keeps every tenant on one "
+                    "server; --server does not apply"
+                )
+            host, _, port = server.rpartition(":")
+            if not host or not port.isdigit():
+                raise CommandError(f"--server must be HOST:PORT, not {server!r}")
+            extra = {"host": host, "port": int(port)}
+        try:
+            tenant = strategy.create_tenant(slug, name or slug, **extra)
+        except Exception as exc:
+            raise CommandError(
+                f"creating {slug} failed: {str(exc).strip().splitlines()[0]}. "
+                "Run the same command again to finish."
+            ) from None
+        self.stdout.write(f"Created {tenant.slug} ({tenant.name}).")

@@ -1,0 +1,26 @@
+import sys
+
+from django.core.management.base import BaseCommand, CommandError
+
+from shared.strategy import get_strategy
+
+
+class Command(BaseCommand):
+    help = "Remove a tenant and all of its data."
+
+    def add_arguments(self, parser):
+        parser.add_argument("slug")
+        parser.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+
+    def handle(self, *args, slug, yes, **options):
+        strategy = get_strategy()
+        if strategy.get_tenant(slug) is None:
+            raise CommandError(f"there is no tenant {slug}")
+        if not yes:
+            if not sys.stdin.isatty():
+                raise CommandError("not dropping without confirmation: pass --yes")
+            answer = input(f"Drop {slug} and all of its data? Type the slug to confirm: ")
+            if answer.strip() != slug:
+                raise CommandError("not confirmed; nothing was dropped")
+        strategy.drop_tenant(slug)
+        self.stdout.write(f"Dropped {slug}.")

@@ -1,0 +1,26 @@
+from django.conf import settings
+from django.core.management.base import CommandError
+from django.core.management.commands import migrate
+
+PRIVILEGED_ALIAS = "owner"
+
+
+class Command(migrate.Command):
+    """``migrate`` as the owner role unless told otherwise: the runtime role may not create
+    anything, and the tables must belong to the owner (for rls, so that the policies hold)."""
+
+    def add_arguments(self, parser):
+        super().add_arguments(parser)
+        parser.set_defaults(database=PRIVILEGED_ALIAS)
+
+    def handle(self, *args, **options):
+        from django.db import connections
+
+        alias = options["database"]
+        runtime_role = settings.DATABASES["default"]["USER"]
+        if alias in connections.settings and connections.settings[alias]["USER"] == runtime_role:
+            raise CommandError(
+                f"migrations run as the owner role (--database {PRIVILEGED_ALIAS}); "
+                f"'{alias}' is the runtime role, which cannot change the schema"
+            )
+        return super().handle(*args, **options)
