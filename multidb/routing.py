@@ -8,8 +8,8 @@ server runs is therefore served at once, with nothing to restart.
 Connections to tenant databases are closed when the request ends (``CONN_MAX_AGE = 0``): kept
 open, they would multiply with tenants, and under ASGI each request's thread is short-lived, so
 a kept connection would be abandoned with it. Outside requests (commands, workers), each thread
-keeps at most ``TENANCY_TENANT_CONNECTIONS`` open: when one more is needed, the least recently
-used idle one is closed.
+keeps at most ``TENANCY_TENANT_CONNECTIONS`` tenant connections open, runtime and owner
+aliases alike: when one more is needed, the least recently used idle one is closed.
 """
 
 from __future__ import annotations
@@ -51,8 +51,7 @@ def alias_for(tenant, *, owner: bool = False) -> str:
             TEST={**conf.get("TEST", {}), "NAME": tenant.db_name},
         )
         connections.settings[alias] = conf
-    if not owner:
-        _used(alias)
+    _used(alias)
     return alias
 
 

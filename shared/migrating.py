@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from django.db import connections
+from django.db import connections, router
 from django.db.migrations.executor import MigrationExecutor
 
 
@@ -34,9 +34,14 @@ class Result:
 
 
 def leaf_label(executor: MigrationExecutor) -> str:
+    """The newest applied migration of each app that the router lets migrate here (Django also
+    records the others as applied, without running them)."""
+    alias = executor.connection.alias
     applied = executor.loader.applied_migrations
     return ", ".join(
-        f"{a}.{n}" for a, n in sorted(executor.loader.graph.leaf_nodes()) if (a, n) in applied
+        f"{app}.{name}"
+        for app, name in sorted(executor.loader.graph.leaf_nodes())
+        if (app, name) in applied and router.allow_migrate(alias, app)
     )
 
 
