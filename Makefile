@@ -11,7 +11,7 @@ STRATEGIES := rls multidb
 export PGPORT
 
 .DEFAULT_GOAL := help
-.PHONY: help install check-strategy up serve down test lint format lock bench-load clean
+.PHONY: help install check-strategy up serve down test lint format lock bench-load bench-tenants clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -75,6 +75,9 @@ lock: ## Re-resolve pyproject.toml into requirements.lock
 
 bench-load: install ## createtestdata into rls: median rows/s of RUNS runs (ACCOUNTS=2000 RUNS=3)
 	$(PY) -m shared.bench.load --strategy rls --accounts $(if $(filter command line,$(origin ACCOUNTS)),$(ACCOUNTS),2000) --runs $(or $(RUNS),3)
+
+bench-tenants: install ## multidb: provisioning, migratetenants and createtestdata beside rls (TENANTS=200)
+	$(PY) -m shared.bench.tenants --tenants $(or $(TENANTS),200)
 
 clean: ## Remove the virtualenv and caches (not .pgdata)
 	rm -rf $(VENV) .pytest_cache .ruff_cache
