@@ -7,7 +7,7 @@ PORT ?= 8000
 ACCOUNTS ?= 5
 PGPORT ?= 54320
 WORKERS ?= 2
-STRATEGIES := rls multidb
+STRATEGIES := rls multidb schemas
 export PGPORT
 
 .DEFAULT_GOAL := help

@@ -6,6 +6,7 @@ import json
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,6 +22,8 @@ class Unit:
     name: str
     alias: str
     record: Callable[[Result], None] = lambda result: None
+    # What selects the unit on that connection (django-pgschemas: the schema).
+    context: Callable[[], AbstractContextManager] = nullcontext
 
 
 @dataclass
@@ -48,21 +51,8 @@ def leaf_label(executor: MigrationExecutor) -> str:
 def migrate_unit(unit: Unit) -> Result:
     started = time.monotonic()
     try:
-        connection = connections[unit.alias]
-        executor = MigrationExecutor(connection)
-        targets = executor.loader.graph.leaf_nodes()
-        plan = executor.migration_plan(targets)
-        if not plan:
-            result = Result(unit.name, "current", leaf_label(executor))
-        else:
-            executor.migrate(targets, plan=plan)
-            executor.loader.build_graph()
-            result = Result(
-                unit.name,
-                "migrated",
-                leaf_label(executor),
-                applied=[f"{m.app_label}.{m.name}" for m, _ in plan],
-            )
+        with unit.context():
+            result = _migrate(unit)
     except Exception as exc:  # every failure is reported; none hides another
         result = Result(unit.name, "failed", error=str(exc).strip().splitlines()[0])
     finally:
@@ -70,6 +60,22 @@ def migrate_unit(unit: Unit) -> Result:
     result.seconds = round(time.monotonic() - started, 3)
     unit.record(result)
     return result
+
+
+def _migrate(unit: Unit) -> Result:
+    executor = MigrationExecutor(connections[unit.alias])
+    targets = executor.loader.graph.leaf_nodes()
+    plan = executor.migration_plan(targets)
+    if not plan:
+        return Result(unit.name, "current", leaf_label(executor))
+    executor.migrate(targets, plan=plan)
+    executor.loader.build_graph()
+    return Result(
+        unit.name,
+        "migrated",
+        leaf_label(executor),
+        applied=[f"{m.app_label}.{m.name}" for m, _ in plan],
+    )
 
 
 def run(units: list[Unit], parallel: int, on_result: Callable[[Result], None]) -> list[Result]:

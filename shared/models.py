@@ -72,3 +72,31 @@ class AbstractTask(AbstractWorkItem):
 class AbstractSubtask(AbstractWorkItem):
     class Meta:
         abstract = True
+
+
+# For strategies where the container (a database, a schema) is the tenant, so that no row
+# carries an account: the same relations in every such strategy.
+class ContainedUser(AbstractUser):
+    class Meta:
+        abstract = True
+        constraints = [models.UniqueConstraint(fields=["email"], name="user_email_key")]
+
+
+class ContainedProject(AbstractProject):
+    class Meta:
+        abstract = True
+
+
+class ContainedTask(AbstractTask):
+    project = models.ForeignKey("Project", models.CASCADE, related_name="tasks")
+
+    class Meta:
+        abstract = True
+
+
+class ContainedSubtask(AbstractSubtask):
+    task = models.ForeignKey("Task", models.CASCADE, related_name="subtasks")
+
+    class Meta:
+        abstract = True
+        indexes = [models.Index(fields=["name", "id"], name="subtask_name")]

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 from shared.localdb import Cluster, LocalDBError, bootstrap, free_port, url
 
 ROOT = Path(__file__).resolve().parent.parent
-STRATEGIES = ["rls", "multidb"]
+STRATEGIES = ["rls", "multidb", "schemas"]
 
 
 def run_strategy(

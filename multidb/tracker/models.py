@@ -1,26 +1,20 @@
-"""The tenant's own tables. They exist only in tenant databases (the router sends them
-there); the database itself is the tenant, so no row carries an account."""
+"""The tenant's own tables. They exist only in the tenant's database (the router sends them there);
+the database is the tenant, so no row carries an account."""
 
-from django.db import models
-
-from shared.models import AbstractProject, AbstractSubtask, AbstractTask, AbstractUser
+from shared.models import ContainedProject, ContainedSubtask, ContainedTask, ContainedUser
 
 
-class User(AbstractUser):
-    class Meta:
-        constraints = [models.UniqueConstraint(fields=["email"], name="user_email_key")]
-
-
-class Project(AbstractProject):
+class User(ContainedUser):
     pass
 
 
-class Task(AbstractTask):
-    project = models.ForeignKey(Project, models.CASCADE, related_name="tasks")
+class Project(ContainedProject):
+    pass
 
 
-class Subtask(AbstractSubtask):
-    task = models.ForeignKey(Task, models.CASCADE, related_name="subtasks")
+class Task(ContainedTask):
+    pass
 
-    class Meta:
-        indexes = [models.Index(fields=["name", "id"], name="subtask_name")]
+
+class Subtask(ContainedSubtask):
+    pass

@@ -43,9 +43,9 @@ SELECT format('GRANT pg_signal_backend TO %I', :'owner_role') \gexec
 
 -- One database per strategy, owned by the owner role (and so is its public schema).
 SELECT format('CREATE DATABASE %I OWNER %I', db, :'owner_role')
-FROM unnest(ARRAY['tenancy_rls', 'tenancy_multidb']) AS db
+FROM unnest(ARRAY['tenancy_rls', 'tenancy_multidb', 'tenancy_schemas']) AS db
 WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = db) \gexec
 
 SELECT format('REVOKE ALL ON DATABASE %I FROM PUBLIC', db),
        format('GRANT CONNECT ON DATABASE %I TO %I', db, :'runtime_role')
-FROM unnest(ARRAY['tenancy_rls', 'tenancy_multidb']) AS db \gexec
+FROM unnest(ARRAY['tenancy_rls', 'tenancy_multidb', 'tenancy_schemas']) AS db \gexec

@@ -1,0 +1,42 @@
+from shared.env import database
+from shared.settings import *  # noqa: F403
+from shared.settings import INSTALLED_APPS, TENANCY_POOL
+
+ROOT_URLCONF = "schemas.urls"
+WSGI_APPLICATION = "schemas.wsgi.application"
+# shared first: its migrate (as the owner role) wins over django-pgschemas' own.
+INSTALLED_APPS = [*INSTALLED_APPS, "django_pgschemas", "schemas.customers", "schemas.tracker"]
+TENANCY_STRATEGY = "schemas.strategy.SchemaPerTenant"
+
+TENANTS = {
+    "public": {"APPS": ["django_pgschemas", "shared", "schemas.customers"]},
+    "default": {
+        "TENANT_MODEL": "customers.Account",
+        "DOMAIN_MODEL": "customers.Domain",
+        "APPS": ["schemas.tracker"],
+        "URLCONF": "schemas.urls",
+        # New tenants are copies of this schema, migrated once, instead of migrated one by one.
+        "CLONE_REFERENCE": "reference",
+    },
+}
+DATABASE_ROUTERS = ["django_pgschemas.routers.TenantAppsRouter"]
+# No sessions here. django-pgschemas 1.1.1's system checks import the session model whenever
+# the session engine is database-backed (the default), installed or not.
+SESSION_ENGINE = "django.contrib.sessions.backends.signed_cookies"
+# Schema changes (and django-pgschemas' own schema work) run as the owner role.
+PGSCHEMAS_TENANT_DB_ALIAS = "owner"
+
+DATABASES = {
+    # The web server: the runtime role. django-pgschemas' backend sets search_path to the
+    # active schema whenever a cursor is opened.
+    "default": database(
+        "RUNTIME_DATABASE_URL",
+        "tenancy_schemas",
+        ENGINE="django_pgschemas.postgresql",
+        ATOMIC_REQUESTS=True,
+        OPTIONS={"pool": TENANCY_POOL},
+    ),
+    "owner": database(
+        "OWNER_DATABASE_URL", "tenancy_schemas", ENGINE="django_pgschemas.postgresql"
+    ),
+}

@@ -1,0 +1,166 @@
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import partial
+
+from django.apps import apps
+from django.conf import settings
+from django.db import connections, transaction
+from django.db.models import Value
+from django_pgschemas.schema import get_default_schema, override
+
+from schemas import provisioning
+from schemas.customers.models import Account, Domain
+from shared.copy import BULK_LOAD_SETTINGS, copy_rows, reserve_ids
+from shared.migrating import Unit
+from shared.strategy import TABLES, Strategy
+from shared.tenancy import get_current_tenant
+from shared.testdata import TenantData
+
+OWNER = provisioning.OWNER
+
+
+def schema_name_for(slug: str) -> str:
+    return slug.replace("-", "_")  # a slug is a DNS label; a schema name is an identifier
+
+
+def domain_for(slug: str) -> str:
+    return f"{slug}.{settings.TENANCY_BASE_DOMAIN}"
+
+
+class SchemaPerTenant(Strategy):
+    name = "schemas"
+
+    def model(self, name):
+        return apps.get_model("tracker", name)
+
+    def get_tenant(self, slug):
+        domain = (
+            Domain.objects.select_related("tenant")
+            .filter(domain=domain_for(slug), folder="")
+            .first()
+        )
+        return None if domain is None else domain.tenant
+
+    def activation(self, tenant):
+        # django-pgschemas' own ContextVar, set and reset with a token: the schema cannot
+        # outlive the activation, and with no tenant it is public, never the last one used.
+        return override(tenant if tenant is not None else get_default_schema())
+
+    def list_tenants(self):
+        return list(Account.objects.order_by("slug"))
+
+    def create_tenant(self, slug, name):
+        schema_name = schema_name_for(slug)
+        if provisioning.schema_exists(schema_name):
+            provisioning.drop(schema_name)  # a half-made schema from a failed attempt
+        provisioning.clone(schema_name)
+        try:
+            with transaction.atomic(using=OWNER):
+                tenant = Account.objects.using(OWNER).create(
+                    slug=slug, name=name, schema_name=schema_name
+                )
+                Domain.objects.using(OWNER).create(tenant=tenant, domain=domain_for(slug))
+        except BaseException:
+            provisioning.drop(schema_name)
+            raise
+        return tenant
+
+    def drop_tenant(self, slug):
+        tenant = Account.objects.using(OWNER).filter(slug=slug).first()
+        if tenant is not None:
+            with transaction.atomic(using=OWNER):
+                Domain.objects.using(OWNER).filter(tenant=tenant).delete()
+                Account.objects.using(OWNER).filter(pk=tenant.pk).delete()
+            provisioning.drop(tenant.schema_name)
+
+    def load_tenant(self, data: TenantData, *, commit: bool = True):
+        tenant = self.create_tenant(data.slug, data.name)
+        try:
+            with (
+                override(tenant),
+                transaction.atomic(using=OWNER),
+                connections[OWNER].cursor() as cursor,
+            ):
+                cursor.execute(BULK_LOAD_SETTINGS)
+                project_ids = reserve_ids(
+                    cursor, f"{tenant.schema_name}.tracker_project", len(data.projects)
+                )
+                task_ids = reserve_ids(
+                    cursor, f"{tenant.schema_name}.tracker_task", len(data.tasks)
+                )
+                copy_rows(
+                    cursor,
+                    "tracker_user",
+                    ("email", "first_name", "last_name", "password", "is_active", "date_joined"),
+                    data.users,
+                )
+                copy_rows(
+                    cursor,
+                    "tracker_project",
+                    ("id", "name", "details"),
+                    ((pid, *p) for pid, p in zip(project_ids, data.projects, strict=True)),
+                )
+                copy_rows(
+                    cursor,
+                    "tracker_task",
+                    ("id", "project_id", "name", "is_complete", "details"),
+                    (
+                        (tid, project_ids[t.project], t.name, t.is_complete, t.details)
+                        for tid, t in zip(task_ids, data.tasks, strict=True)
+                    ),
+                )
+                copy_rows(
+                    cursor,
+                    "tracker_subtask",
+                    ("task_id", "name", "is_complete", "details"),
+                    ((task_ids[s.task], s.name, s.is_complete, s.details) for s in data.subtasks),
+                )
+        except BaseException:
+            self.drop_tenant(data.slug)  # all or nothing
+            raise
+        if not commit:
+            self.drop_tenant(data.slug)
+        return tenant
+
+    def subtask_list(self):
+        return (
+            self.model("subtask")
+            .objects.select_related("task__project")
+            .annotate(account_name=Value(get_current_tenant().name))
+            .order_by("name", "id")
+        )
+
+    def row_counts(self, slugs: Sequence[str] | None = None) -> dict[str, int]:
+        tenants = Account.objects.using(OWNER).all()
+        if slugs is not None:
+            tenants = tenants.filter(slug__in=list(slugs))
+        counts = dict.fromkeys(("account", *TABLES), 0)
+        with connections[OWNER].cursor() as cursor:
+            for tenant in tenants:
+                counts["account"] += 1
+                for name in TABLES:
+                    cursor.execute(f'SELECT count(*) FROM "{tenant.schema_name}".tracker_{name}')
+                    counts[name] += cursor.fetchone()[0]
+        return counts
+
+    def migration_units(self, *, only=None, retry_failed=False):
+        tenants = Account.objects.using(OWNER).order_by("slug")
+        if only:
+            tenants = tenants.filter(slug__in=only)
+        if retry_failed:
+            tenants = tenants.exclude(migration_error="")
+        before = (
+            [provisioning.reference_unit()]
+            if provisioning.schema_exists(provisioning.reference().schema_name)
+            else []
+        )
+        units = [
+            Unit(t.slug, OWNER, record=partial(_record, t.slug), context=partial(override, t))
+            for t in tenants
+        ]
+        return before, units
+
+
+def _record(slug: str, result) -> None:
+    Account.objects.using(OWNER).filter(slug=slug).update(migration_error=result.error)
