@@ -9,18 +9,33 @@ migration again. The function is installed in ``public`` by the owner role, whic
 from __future__ import annotations
 
 import gzip
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import django_pgschemas
 from django.conf import settings
 from django.db import connections, transaction
-from django_pgschemas.schema import Schema, override
+from django_pgschemas import schema as pgschemas
+from django_pgschemas.schema import Schema
 from psycopg import sql
 
 from shared.migrating import Unit, migrate_unit
 
 OWNER = "owner"
 CLONE_FUNCTION = Path(django_pgschemas.__file__).parent / "clone_schema.gz"
+
+
+@contextmanager
+def active_schema(schema: Schema) -> Iterator[None]:
+    """django-pgschemas' ``override()``, restoring the previous schema even when the block
+    raises (1.1.1's skips the reset then, and leaves the schema active)."""
+    token = pgschemas.push(schema)
+    try:
+        yield
+    finally:
+        if token is not None:
+            pgschemas.active.reset(token)
 
 
 def reference() -> Schema:
@@ -56,7 +71,7 @@ def install_clone_function() -> None:
 
 def reference_unit() -> Unit:
     ref = reference()
-    return Unit(ref.schema_name, OWNER, context=lambda: override(ref))
+    return Unit(ref.schema_name, OWNER, context=lambda: active_schema(ref))
 
 
 def ensure_reference() -> None:

@@ -7,10 +7,11 @@ from django.apps import apps
 from django.conf import settings
 from django.db import connections, transaction
 from django.db.models import Value
-from django_pgschemas.schema import get_default_schema, override
+from django_pgschemas.schema import get_default_schema
 
 from schemas import provisioning
 from schemas.customers.models import Account, Domain
+from schemas.provisioning import active_schema
 from shared.copy import BULK_LOAD_SETTINGS, copy_rows, reserve_ids
 from shared.migrating import Unit
 from shared.strategy import TABLES, Strategy
@@ -43,9 +44,10 @@ class SchemaPerTenant(Strategy):
         return None if domain is None else domain.tenant
 
     def activation(self, tenant):
-        # django-pgschemas' own ContextVar, set and reset with a token: the schema cannot
-        # outlive the activation, and with no tenant it is public, never the last one used.
-        return override(tenant if tenant is not None else get_default_schema())
+        # django-pgschemas' own ContextVar, set and reset with a token (also when the block
+        # raises): the schema cannot outlive the activation, and with no tenant it is public,
+        # never the last one used.
+        return active_schema(tenant if tenant is not None else get_default_schema())
 
     def list_tenants(self):
         return list(Account.objects.order_by("slug"))
@@ -78,7 +80,7 @@ class SchemaPerTenant(Strategy):
         tenant = self.create_tenant(data.slug, data.name)
         try:
             with (
-                override(tenant),
+                active_schema(tenant),
                 transaction.atomic(using=OWNER),
                 connections[OWNER].cursor() as cursor,
             ):
@@ -156,7 +158,7 @@ class SchemaPerTenant(Strategy):
             else []
         )
         units = [
-            Unit(t.slug, OWNER, record=partial(_record, t.slug), context=partial(override, t))
+            Unit(t.slug, OWNER, record=partial(_record, t.slug), context=partial(active_schema, t))
             for t in tenants
         ]
         return before, units
