@@ -76,8 +76,9 @@ lock: ## Re-resolve pyproject.toml into requirements.lock
 bench-load: install ## createtestdata into rls: median rows/s of RUNS runs (ACCOUNTS=2000 RUNS=3)
 	$(PY) -m shared.bench.load --strategy rls --accounts $(if $(filter command line,$(origin ACCOUNTS)),$(ACCOUNTS),2000) --runs $(or $(RUNS),3)
 
-bench-tenants: install ## multidb: provisioning, migratetenants and createtestdata beside rls (TENANTS=200)
-	$(PY) -m shared.bench.tenants --tenants $(or $(TENANTS),200)
+bench-tenants: install ## multidb and schemas: provisioning, migratetenants, loading beside rls (TENANTS=200)
+	$(PY) -m shared.bench.tenants --strategy multidb --tenants $(or $(TENANTS),200)
+	$(PY) -m shared.bench.tenants --strategy schemas --tenants $(or $(TENANTS),200)
 
 clean: ## Remove the virtualenv and caches (not .pgdata)
 	rm -rf $(VENV) .pytest_cache .ruff_cache
