@@ -11,7 +11,7 @@ from django.db.models import Value
 from multidb import provisioning
 from multidb.catalogue.models import Tenant
 from multidb.routing import alias_for
-from shared.copy import BULK_LOAD_SETTINGS, copy_rows, reserve_ids
+from shared.copy import load_contained
 from shared.migrating import Result, Unit
 from shared.strategy import TABLES, Strategy
 from shared.tenancy import get_current_tenant
@@ -91,36 +91,7 @@ class DatabasePerTenant(Strategy):
         alias = alias_for(tenant, owner=True)
         try:
             with transaction.atomic(using=alias), connections[alias].cursor() as cursor:
-                cursor.execute(BULK_LOAD_SETTINGS)
-                project_ids = reserve_ids(cursor, "tracker_project", len(data.projects))
-                task_ids = reserve_ids(cursor, "tracker_task", len(data.tasks))
-                copy_rows(
-                    cursor,
-                    "tracker_user",
-                    ("email", "first_name", "last_name", "password", "is_active", "date_joined"),
-                    data.users,
-                )
-                copy_rows(
-                    cursor,
-                    "tracker_project",
-                    ("id", "name", "details"),
-                    ((pid, *p) for pid, p in zip(project_ids, data.projects, strict=True)),
-                )
-                copy_rows(
-                    cursor,
-                    "tracker_task",
-                    ("id", "project_id", "name", "is_complete", "details"),
-                    (
-                        (tid, project_ids[t.project], t.name, t.is_complete, t.details)
-                        for tid, t in zip(task_ids, data.tasks, strict=True)
-                    ),
-                )
-                copy_rows(
-                    cursor,
-                    "tracker_subtask",
-                    ("task_id", "name", "is_complete", "details"),
-                    ((task_ids[s.task], s.name, s.is_complete, s.details) for s in data.subtasks),
-                )
+                load_contained(cursor, data)
         except BaseException:
             self.drop_tenant(data.slug)  # all or nothing: no tenant with half its rows
             raise

@@ -12,7 +12,7 @@ from django_pgschemas.schema import get_default_schema
 from schemas import provisioning
 from schemas.customers.models import Account, Domain
 from schemas.provisioning import active_schema
-from shared.copy import BULK_LOAD_SETTINGS, copy_rows, reserve_ids
+from shared.copy import load_contained
 from shared.migrating import Unit
 from shared.strategy import TABLES, Strategy
 from shared.tenancy import get_current_tenant
@@ -84,40 +84,7 @@ class SchemaPerTenant(Strategy):
                 transaction.atomic(using=OWNER),
                 connections[OWNER].cursor() as cursor,
             ):
-                cursor.execute(BULK_LOAD_SETTINGS)
-                project_ids = reserve_ids(
-                    cursor, f"{tenant.schema_name}.tracker_project", len(data.projects)
-                )
-                task_ids = reserve_ids(
-                    cursor, f"{tenant.schema_name}.tracker_task", len(data.tasks)
-                )
-                copy_rows(
-                    cursor,
-                    "tracker_user",
-                    ("email", "first_name", "last_name", "password", "is_active", "date_joined"),
-                    data.users,
-                )
-                copy_rows(
-                    cursor,
-                    "tracker_project",
-                    ("id", "name", "details"),
-                    ((pid, *p) for pid, p in zip(project_ids, data.projects, strict=True)),
-                )
-                copy_rows(
-                    cursor,
-                    "tracker_task",
-                    ("id", "project_id", "name", "is_complete", "details"),
-                    (
-                        (tid, project_ids[t.project], t.name, t.is_complete, t.details)
-                        for tid, t in zip(task_ids, data.tasks, strict=True)
-                    ),
-                )
-                copy_rows(
-                    cursor,
-                    "tracker_subtask",
-                    ("task_id", "name", "is_complete", "details"),
-                    ((task_ids[s.task], s.name, s.is_complete, s.details) for s in data.subtasks),
-                )
+                load_contained(cursor, data)
         except BaseException:
             self.drop_tenant(data.slug)  # all or nothing
             raise

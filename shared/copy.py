@@ -26,3 +26,38 @@ def reserve_ids(cursor, table: str, count: int) -> list[int]:
         [table, count],
     )
     return [row[0] for row in cursor.fetchall()]
+
+
+def load_contained(cursor, data) -> None:
+    """COPY a tenant's rows into tables of its own (its database or schema, which ``cursor``
+    is on), where no row carries an account: the loader multidb and schemas share."""
+    cursor.execute(BULK_LOAD_SETTINGS)
+    project_ids = reserve_ids(cursor, "tracker_project", len(data.projects))
+    task_ids = reserve_ids(cursor, "tracker_task", len(data.tasks))
+    copy_rows(
+        cursor,
+        "tracker_user",
+        ("email", "first_name", "last_name", "password", "is_active", "date_joined"),
+        data.users,
+    )
+    copy_rows(
+        cursor,
+        "tracker_project",
+        ("id", "name", "details"),
+        ((pid, *p) for pid, p in zip(project_ids, data.projects, strict=True)),
+    )
+    copy_rows(
+        cursor,
+        "tracker_task",
+        ("id", "project_id", "name", "is_complete", "details"),
+        (
+            (tid, project_ids[t.project], t.name, t.is_complete, t.details)
+            for tid, t in zip(task_ids, data.tasks, strict=True)
+        ),
+    )
+    copy_rows(
+        cursor,
+        "tracker_subtask",
+        ("task_id", "name", "is_complete", "details"),
+        ((task_ids[s.task], s.name, s.is_complete, s.details) for s in data.subtasks),
+    )
