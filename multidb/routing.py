@@ -84,10 +84,6 @@ def _used(alias: str) -> None:
         del recent[old]
 
 
-def open_tenant_connections() -> list[str]:
-    return [a for a in _recent() if connections[a].connection is not None]
-
-
 class TenantRouter:
     """Tenant models go to the current tenant's database, and never anywhere else."""
 
@@ -103,7 +99,9 @@ class TenantRouter:
         alias = alias_for(tenant)
         instance = hints.get("instance")
         db = getattr(getattr(instance, "_state", None), "db", None)
-        if db is not None and db not in (alias, alias_for(tenant, owner=True)):
+        # Compared by name: registering the owner alias here would also count it against this
+        # thread's connection budget on every query.
+        if db is not None and db not in (alias, f"{OWNER_PREFIX}{tenant.slug}"):
             raise NoTenantError(
                 f"this {model.__name__} was loaded from {db} but {tenant.slug} is active"
             )
