@@ -17,6 +17,7 @@ from django.db.migrations.executor import MigrationExecutor
 from psycopg import sql
 
 from multidb.routing import alias_for, forget
+from shared.db import OWNER_ALIAS, RUNTIME_ALIAS
 
 
 @dataclass(frozen=True)
@@ -30,7 +31,7 @@ class Place:
 
 
 def catalogue_name() -> str:
-    return connections.settings["owner"]["NAME"]
+    return connections.settings[OWNER_ALIAS]["NAME"]
 
 
 def database_name(slug: str) -> str:
@@ -44,7 +45,7 @@ def template(host: str = "", port: int | None = None) -> Place:
 
 def server_connection(host: str = "", port: int | None = None) -> psycopg.Connection:
     """The owner role on the server's maintenance database, for CREATE and DROP DATABASE."""
-    owner = connections.settings["owner"]
+    owner = connections.settings[OWNER_ALIAS]
     return psycopg.connect(
         host=host or owner["HOST"],
         port=port or owner["PORT"],
@@ -81,7 +82,7 @@ def restrict_connect(conn: psycopg.Connection, name: str, runtime: bool) -> None
     if runtime:
         conn.execute(
             sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(
-                sql.Identifier(name), sql.Identifier(settings.DATABASES["default"]["USER"])
+                sql.Identifier(name), sql.Identifier(settings.DATABASES[RUNTIME_ALIAS]["USER"])
             )
         )
 

@@ -21,6 +21,7 @@ from collections import OrderedDict
 from django.conf import settings
 from django.db import connections
 
+from shared.db import OWNER_ALIAS, RUNTIME_ALIAS
 from shared.tenancy import get_current_tenant
 
 TENANT_APPS = frozenset({"tracker"})
@@ -36,7 +37,7 @@ class NoTenantError(Exception):
 def alias_for(tenant, *, owner: bool = False) -> str:
     alias = f"{OWNER_PREFIX if owner else RUNTIME_PREFIX}{tenant.slug}"
     if alias not in connections.settings:
-        base = connections.settings["owner" if owner else "default"]
+        base = connections.settings[OWNER_ALIAS if owner else RUNTIME_ALIAS]
         conf = copy.deepcopy(base)
         options = dict(conf.get("OPTIONS", {}))
         options.pop("pool", None)  # one pool per tenant would multiply connections by tenants
@@ -121,4 +122,4 @@ class TenantRouter:
         # template), the catalogue in the catalogue database.
         if app_label in TENANT_APPS:
             return db.startswith(OWNER_PREFIX)
-        return db == "owner"
+        return db == OWNER_ALIAS

@@ -12,6 +12,7 @@ from multidb import provisioning
 from multidb.catalogue.models import Tenant
 from multidb.routing import alias_for
 from shared.copy import load_contained
+from shared.db import OWNER_ALIAS
 from shared.migrating import Result, Unit
 from shared.strategy import TABLES, Strategy
 from shared.tenancy import get_current_tenant
@@ -54,7 +55,7 @@ class DatabasePerTenant(Strategy):
         """Record the tenant as provisioning, create its database from the template, grant
         the runtime role, and only then mark it ready. A failure leaves it `failed`, with the
         reason; calling again finishes the job."""
-        tenant, _ = Tenant.objects.using("owner").get_or_create(
+        tenant, _ = Tenant.objects.using(OWNER_ALIAS).get_or_create(
             slug=slug,
             defaults={
                 "name": name,
@@ -70,21 +71,21 @@ class DatabasePerTenant(Strategy):
             tenant.migration = provisioning.applied_label(alias_for(tenant, owner=True))
         except Exception as exc:
             tenant.state, tenant.error = Tenant.State.FAILED, str(exc).strip()
-            tenant.save(using="owner")
+            tenant.save(using=OWNER_ALIAS)
             raise
         tenant.name = name
         tenant.state, tenant.error = Tenant.State.READY, ""
-        tenant.save(using="owner")
+        tenant.save(using=OWNER_ALIAS)
         self._cache.pop(slug, None)
         return tenant
 
     def drop_tenant(self, slug):
-        tenant = Tenant.objects.using("owner").filter(slug=slug).first()
+        tenant = Tenant.objects.using(OWNER_ALIAS).filter(slug=slug).first()
         if tenant is None:
             return
         self._cache.pop(slug, None)
         provisioning.drop_database(tenant)
-        tenant.delete(using="owner")
+        tenant.delete(using=OWNER_ALIAS)
 
     def load_tenant(self, data: TenantData, *, commit: bool = True):
         tenant = self.create_tenant(data.slug, data.name)
@@ -110,7 +111,7 @@ class DatabasePerTenant(Strategy):
         )
 
     def row_counts(self, slugs: Sequence[str] | None = None) -> dict[str, int]:
-        tenants = Tenant.objects.using("owner").filter(state=Tenant.State.READY)
+        tenants = Tenant.objects.using(OWNER_ALIAS).filter(state=Tenant.State.READY)
         if slugs is not None:
             tenants = tenants.filter(slug__in=list(slugs))
         counts = dict.fromkeys(("account", *TABLES), 0)
@@ -125,7 +126,7 @@ class DatabasePerTenant(Strategy):
         return counts
 
     def migration_units(self, *, only=None, retry_failed=False):
-        tenants = Tenant.objects.using("owner").filter(state=Tenant.State.READY)
+        tenants = Tenant.objects.using(OWNER_ALIAS).filter(state=Tenant.State.READY)
         if only:
             tenants = tenants.filter(slug__in=only)
         if retry_failed:
@@ -148,4 +149,4 @@ def _record(pk: int, result: Result) -> None:
     changes = {"migration_error": result.error}
     if result.migration:
         changes["migration"] = result.migration
-    Tenant.objects.using("owner").filter(pk=pk).update(**changes)
+    Tenant.objects.using(OWNER_ALIAS).filter(pk=pk).update(**changes)

@@ -6,7 +6,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import connections
 from django.db.utils import OperationalError
 
-RUNTIME_ALIAS = "default"
+from shared.db import RUNTIME_ALIAS
 
 ROLE_SQL = "SELECT rolname, rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user"
 TABLES_SQL = """

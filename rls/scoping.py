@@ -14,9 +14,10 @@ import functools
 from django.db import models
 from django.db.models.query import RawQuerySet
 
+from shared.db import OWNER_ALIAS
 from shared.tenancy import get_current_tenant
 
-PRIVILEGED_ALIAS = "owner"
+PRIVILEGED_ALIAS = OWNER_ALIAS
 CROSS_TENANT = "cross-tenant"
 
 

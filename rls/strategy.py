@@ -10,11 +10,10 @@ from django.db.models import F
 from rls.scoping import PRIVILEGED_ALIAS
 from rls.tracker.models import Account, Project, Subtask, Task, User
 from shared.copy import BULK_LOAD_SETTINGS, copy_rows, reserve_ids
+from shared.db import RUNTIME_ALIAS
 from shared.migrating import Unit
 from shared.strategy import TABLES, Strategy
 from shared.testdata import TenantData
-
-RUNTIME_ALIAS = "default"
 
 
 class RowLevelSecurity(Strategy):

@@ -20,9 +20,10 @@ from django_pgschemas import schema as pgschemas
 from django_pgschemas.schema import Schema
 from psycopg import sql
 
+from shared.db import OWNER_ALIAS
 from shared.migrating import Unit, migrate_unit
 
-OWNER = "owner"
+OWNER = OWNER_ALIAS
 CLONE_FUNCTION = Path(django_pgschemas.__file__).parent / "clone_schema.gz"
 
 

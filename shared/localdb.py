@@ -216,7 +216,8 @@ class Cluster:
 
 def bootstrap(admin_url: str, owner_password: str, runtime_password: str) -> None:
     """Run the bootstrap SQL on a server through a superuser URL."""
-    psql = find_bindir() / "psql" if shutil.which("psql") is None else Path(shutil.which("psql"))
+    found = shutil.which("psql")
+    psql = Path(found) if found else find_bindir() / "psql"
     result = subprocess.run(
         [
             str(psql),

@@ -3,7 +3,7 @@
 from django.conf import settings
 from django.db import migrations
 
-RUNTIME_ALIAS = "default"
+from shared.db import RUNTIME_ALIAS
 
 
 def runtime_role() -> str:

@@ -2,7 +2,7 @@ from django.conf import settings
 from django.core.management.base import CommandError
 from django.core.management.commands import migrate
 
-PRIVILEGED_ALIAS = "owner"
+from shared.db import OWNER_ALIAS, RUNTIME_ALIAS
 
 
 class Command(migrate.Command):
@@ -11,16 +11,16 @@ class Command(migrate.Command):
 
     def add_arguments(self, parser):
         super().add_arguments(parser)
-        parser.set_defaults(database=PRIVILEGED_ALIAS)
+        parser.set_defaults(database=OWNER_ALIAS)
 
     def handle(self, *args, **options):
         from django.db import connections
 
         alias = options["database"]
-        runtime_role = settings.DATABASES["default"]["USER"]
+        runtime_role = settings.DATABASES[RUNTIME_ALIAS]["USER"]
         if alias in connections.settings and connections.settings[alias]["USER"] == runtime_role:
             raise CommandError(
-                f"migrations run as the owner role (--database {PRIVILEGED_ALIAS}); "
+                f"migrations run as the owner role (--database {OWNER_ALIAS}); "
                 f"'{alias}' is the runtime role, which cannot change the schema"
             )
         return super().handle(*args, **options)

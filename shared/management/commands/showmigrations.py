@@ -1,6 +1,6 @@
 from django.core.management.commands import showmigrations
 
-from shared.management.commands.migrate import PRIVILEGED_ALIAS
+from shared.db import OWNER_ALIAS
 
 
 class Command(showmigrations.Command):
@@ -8,4 +8,4 @@ class Command(showmigrations.Command):
 
     def add_arguments(self, parser):
         super().add_arguments(parser)
-        parser.set_defaults(database=PRIVILEGED_ALIAS)
+        parser.set_defaults(database=OWNER_ALIAS)
