@@ -1,6 +1,6 @@
 from shared.env import database, env
 from shared.settings import *  # noqa: F403
-from shared.settings import INSTALLED_APPS, MIDDLEWARE, TENANCY_POOL
+from shared.settings import INSTALLED_APPS, MIDDLEWARE, RUNTIME_DATABASE, RUNTIME_OPTIONS
 
 ROOT_URLCONF = "multidb.urls"
 WSGI_APPLICATION = "multidb.wsgi.application"
@@ -15,7 +15,13 @@ TENANCY_TENANT_CONNECTIONS = int(env("TENANCY_TENANT_CONNECTIONS", "4"))
 DATABASES = {
     # The catalogue, read by the web server as the runtime role (SELECT only). Tenant
     # databases get aliases of their own when first needed (multidb.routing).
-    "default": database("RUNTIME_DATABASE_URL", "tenancy_multidb", OPTIONS={"pool": TENANCY_POOL}),
+    # Requests are atomic per tenant database (multidb.middleware), not here.
+    "default": database(
+        "RUNTIME_DATABASE_URL",
+        "tenancy_multidb",
+        OPTIONS=RUNTIME_OPTIONS,
+        **{**RUNTIME_DATABASE, "ATOMIC_REQUESTS": False},
+    ),
     # The owner role: catalogue writes, provisioning and migrations.
     "owner": database("OWNER_DATABASE_URL", "tenancy_multidb"),
 }

@@ -37,6 +37,9 @@ class DatabasePerTenant(Strategy):
     def model(self, name):
         return apps.get_model("tracker", name)
 
+    def holds_tenant_per_transaction(self):
+        return True  # activation picks a database; it sets nothing in any session
+
     def get_tenant(self, slug):
         hit = self._cache.get(slug)
         if hit and time.monotonic() - hit[0] < CACHE_SECONDS:

@@ -1,6 +1,6 @@
 from shared.env import database
 from shared.settings import *  # noqa: F403
-from shared.settings import INSTALLED_APPS, TENANCY_POOL
+from shared.settings import INSTALLED_APPS, RUNTIME_DATABASE, RUNTIME_OPTIONS
 
 ROOT_URLCONF = "rls.urls"
 WSGI_APPLICATION = "rls.wsgi.application"
@@ -15,8 +15,8 @@ DATABASES = {
         "RUNTIME_DATABASE_URL",
         "tenancy_rls",
         ENGINE="rls.db",
-        ATOMIC_REQUESTS=True,
-        OPTIONS={"pool": TENANCY_POOL},
+        OPTIONS=RUNTIME_OPTIONS,
+        **RUNTIME_DATABASE,
     ),
     # The privileged path: migrations, createtestdata and cross_tenant() querysets.
     "owner": database("OWNER_DATABASE_URL", "tenancy_rls"),

@@ -1,6 +1,6 @@
 from shared.env import database
 from shared.settings import *  # noqa: F403
-from shared.settings import INSTALLED_APPS, TENANCY_POOL
+from shared.settings import INSTALLED_APPS, RUNTIME_DATABASE, RUNTIME_OPTIONS
 
 ROOT_URLCONF = "schemas.urls"
 WSGI_APPLICATION = "schemas.wsgi.application"
@@ -27,14 +27,14 @@ SESSION_ENGINE = "django.contrib.sessions.backends.signed_cookies"
 PGSCHEMAS_TENANT_DB_ALIAS = "owner"
 
 DATABASES = {
-    # The web server: the runtime role. django-pgschemas' backend sets search_path to the
-    # active schema whenever a cursor is opened.
+    # The web server: the runtime role. Its backend sets search_path to the active schema
+    # in every transaction (schemas/db/base.py), never for the whole session.
     "default": database(
         "RUNTIME_DATABASE_URL",
         "tenancy_schemas",
-        ENGINE="django_pgschemas.postgresql",
-        ATOMIC_REQUESTS=True,
-        OPTIONS={"pool": TENANCY_POOL},
+        ENGINE="schemas.db",
+        OPTIONS=RUNTIME_OPTIONS,
+        **RUNTIME_DATABASE,
     ),
     "owner": database(
         "OWNER_DATABASE_URL", "tenancy_schemas", ENGINE="django_pgschemas.postgresql"

@@ -4,6 +4,7 @@ from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_asy
 from django.conf import settings
 from django.http import Http404, HttpRequest
 
+from shared.checks import refuse_unsafe_configuration
 from shared.hosts import tenant_slug
 from shared.strategy import get_strategy
 from shared.tenancy import Tenant, activate
@@ -20,6 +21,8 @@ class TenantMiddleware:
     async_capable = True
 
     def __init__(self, get_response):
+        # Runs once, as the server loads its handler: refuse to start rather than leak.
+        refuse_unsafe_configuration()
         self.get_response = get_response
         if iscoroutinefunction(get_response):
             markcoroutinefunction(self)

@@ -40,6 +40,25 @@ TENANCY_POOL = {
     "timeout": 10,
 }
 
+# "transaction" when PgBouncer in transaction mode stands between the runtime role and
+# PostgreSQL: one client's consecutive transactions may then run on different server
+# connections, so nothing may outlive a transaction. Server-side cursors (declared WITH HOLD
+# outside a transaction) and psycopg's prepared statements would; both are turned off, and
+# shared.checks refuses to serve a strategy whose tenant lives in the session.
+TENANCY_RUNTIME_POOLING = env("RUNTIME_DATABASE_POOLING", "session").lower()
+_TRANSACTION_POOLING = TENANCY_RUNTIME_POOLING == "transaction"
+RUNTIME_DATABASE = {"ATOMIC_REQUESTS": True, "DISABLE_SERVER_SIDE_CURSORS": _TRANSACTION_POOLING}
+RUNTIME_OPTIONS = {"pool": TENANCY_POOL} | (
+    {"prepare_threshold": None} if _TRANSACTION_POOLING else {}
+)
+
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+        "KEY_FUNCTION": "shared.cache.tenant_key",
+    }
+}
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -69,6 +69,16 @@ class Strategy(ABC):
         """Rows per table (``TABLES``) over the given tenants (all when ``None``), read through
         the privileged path."""
 
+    def holds_tenant_per_transaction(self) -> bool:
+        """Whether activation lasts no longer than a transaction on the runtime connection, so
+        that PgBouncer in transaction mode cannot carry it to another client."""
+        from django.db import connections
+
+        from shared.db import RUNTIME_ALIAS
+        from shared.db.per_transaction import PerTransactionSetting
+
+        return isinstance(connections[RUNTIME_ALIAS], PerTransactionSetting)
+
     @abstractmethod
     def model(self, name: str) -> type[Model]:
         """The concrete model for ``account``, ``user``, ``project``, ``task`` or ``subtask``."""

@@ -1,5 +1,7 @@
 """``make test``: a throwaway PostgreSQL cluster (unless DATABASE_URL names a server), the
-bootstrap SQL, then pytest once per strategy over tests/contract and that strategy's folder.
+bootstrap SQL, then pytest once per strategy over tests/contract and that strategy's folder;
+then, for the strategies that share one server between tenants, the contract suite again and
+tests/pooler through PgBouncer in transaction mode.
 
     python -m tests.run [--strategy rls] [pytest arguments...]
 """
@@ -18,23 +20,18 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import tests.pgbouncer
 from shared.localdb import Cluster, LocalDBError, bootstrap, free_port, url
 
 ROOT = Path(__file__).resolve().parent.parent
 STRATEGIES = ["rls", "multidb", "schemas"]
+# A database per tenant has nothing to pool across tenants: no second pass for multidb.
+THROUGH_PGBOUNCER = ["rls", "schemas"]
 
 
 def run_strategy(
-    strategy: str,
-    env: dict[str, str],
-    pytest_args: list[str],
-    report: Path,
-    *,
-    with_project_tests: bool,
+    strategy: str, env: dict[str, str], pytest_args: list[str], report: Path, paths: list[str]
 ) -> int:
-    paths = ["tests/contract", f"tests/{strategy}"]
-    if with_project_tests:  # tests of the repository itself, which need no strategy: run once
-        paths.append("tests/project")
     paths = [p for p in paths if (ROOT / p).is_dir()]
     command = [
         sys.executable,
@@ -46,7 +43,7 @@ def run_strategy(
         *paths,
         *pytest_args,
     ]
-    print(f"\n=== {strategy}: {' '.join(command[2:])}", flush=True)
+    print(f"\n=== {report.stem}: {' '.join(command[2:])}", flush=True)
     return subprocess.call(command, cwd=ROOT, env=env)
 
 
@@ -63,12 +60,19 @@ def totals(report: Path) -> tuple[int, int, int]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--strategy", action="append", choices=STRATEGIES)
+    parser.add_argument(
+        "--pgbouncer",
+        choices=["also", "only", "no"],
+        default="also",
+        help="the second pass through PgBouncer (default: also)",
+    )
     args, pytest_args = parser.parse_known_args(argv)
     strategies = args.strategy or STRATEGIES
 
     workdir = Path(tempfile.mkdtemp(prefix="tenancy-test-"))
     workdir.chmod(0o755)  # the server may run as another OS user (see shared.localdb)
-    cluster = None
+    cluster = bouncer = None
+    results = {}
     try:
         admin_url = os.environ.get("DATABASE_URL")
         if admin_url:
@@ -96,17 +100,62 @@ def main(argv: list[str] | None = None) -> int:
             "TENANCY_ENV_FILE": os.devnull,  # a developer's .env must not redirect the tests
             "PYTHONPATH": str(ROOT),
         }
-        results = {}
-        for strategy in strategies:
-            report = workdir / f"{strategy}.xml"
-            code = run_strategy(
-                strategy, env, pytest_args, report, with_project_tests=strategy == strategies[0]
-            )
-            results[strategy] = (code, *totals(report))
+        if args.pgbouncer != "only":
+            for strategy in strategies:
+                paths = ["tests/contract", f"tests/{strategy}"]
+                if strategy == strategies[0]:  # tests of the repository itself: run once
+                    paths.append("tests/project")
+                report = workdir / f"{strategy}.xml"
+                code = run_strategy(strategy, env, pytest_args, report, paths)
+                results[strategy] = (code, *totals(report))
+        pooled = [s for s in strategies if s in THROUGH_PGBOUNCER]
+        if args.pgbouncer != "no" and pooled:
+            if tests.pgbouncer.find() is None:
+                for strategy in pooled:
+                    results[f"{strategy}+pgbouncer"] = (1, 0, 1, 0)
+                print(
+                    "\n" + "!" * 78 + "\nPgBouncer is NOT INSTALLED: the contract suite cannot run "
+                    "through it.\nInstall it (Debian: apt-get install pgbouncer), or pass "
+                    "--pgbouncer no to leave that pass out knowingly.\n" + "!" * 78,
+                    file=sys.stderr,
+                )
+            else:
+                bouncer = tests.pgbouncer.PgBouncer(
+                    workdir / "pgbouncer",
+                    host,
+                    port,
+                    {"tenancy_app": runtime_password, "tenancy_owner": owner_password},
+                )
+                bouncer.start()
+                print(
+                    f"\nPgBouncer {bouncer.version()}: transaction mode on "
+                    f"127.0.0.1:{bouncer.port}, "
+                    f"{tests.pgbouncer.POOL_SIZE} server connections per database and role"
+                )
+                pooled_env = {
+                    **env,
+                    "RUNTIME_DATABASE_URL": url(
+                        "tenancy_app", runtime_password, "127.0.0.1", bouncer.port
+                    ),
+                    "RUNTIME_DATABASE_POOLING": "transaction",
+                    "TENANCY_PGBOUNCER_PORT": str(bouncer.port),
+                }
+                for strategy in pooled:
+                    report = workdir / f"{strategy}+pgbouncer.xml"
+                    code = run_strategy(
+                        strategy,
+                        pooled_env,
+                        pytest_args,
+                        report,
+                        ["tests/contract", "tests/pooler"],
+                    )
+                    results[report.stem] = (code, *totals(report))
     except LocalDBError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     finally:
+        if bouncer is not None:
+            bouncer.stop()
         if cluster is not None:
             cluster.stop()
         shutil.rmtree(workdir, ignore_errors=True)
@@ -114,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     print("\n=== summary")
     for strategy, (code, passed, failed, skipped) in results.items():
         state = "ok" if code == 0 else f"FAILED (pytest exit {code})"
-        print(f"  {strategy:8} {passed} passed, {failed} failed, {skipped} skipped: {state}")
+        print(f"  {strategy:18} {passed} passed, {failed} failed, {skipped} skipped: {state}")
     passed = sum(r[1] for r in results.values())
     failed = sum(r[2] for r in results.values())
     bad = [s for s, r in results.items() if r[0] != 0]

@@ -67,8 +67,24 @@ def test_the_schema_never_outlives_its_request(live_db, strategy, tenant_a, tena
     assert client.get("/subtasks/", headers={"host": tenant_a.host}).status_code == 200
     assert get_current_schema().schema_name == "public"
     with connections["default"].cursor() as cursor:
-        cursor.execute("SHOW search_path")
-        assert cursor.fetchone()[0] == "public"
+        # The schemas the next statement would search: public only, whatever the setting's text.
+        cursor.execute("SELECT current_schemas(false)")
+        assert cursor.fetchone()[0] == ["public"]
+
+
+def test_the_search_path_is_never_set_for_the_session(live_db, tenant_a):
+    """Set per transaction, so PgBouncer cannot hand it to another client (schemas/db/base.py)."""
+    connection = connections["default"]
+    with activate(tenant_a.tenant):
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SELECT current_schemas(false)")
+            assert cursor.fetchone()[0] == [tenant_a.tenant.schema_name, "public"]
+        # Autocommit: the statement gets a transaction of its own with the path in it.
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT current_schemas(false)")
+            assert cursor.fetchone()[0] == [tenant_a.tenant.schema_name, "public"]
+    # What the session itself carries, read without the backend's wrapper.
+    assert connection.connection.execute("SHOW search_path").fetchone()[0] == '"$user", public'
 
 
 def test_a_request_that_fails_halfway_leaves_nothing_behind(live_db, strategy, tenant_a, tenant_b):

@@ -1,0 +1,27 @@
+"""django-pgschemas' backend, with the search_path set per transaction.
+
+django-pgschemas 1.1.1 runs ``SET search_path`` (a session setting) whenever a cursor opens.
+Behind PgBouncer in transaction mode that is a leak: in autocommit mode the ``SET`` and the
+next statement are two transactions that may run on different server connections, each still
+carrying whatever search_path another client left there. Here the path is set with
+``set_config('search_path', ..., true)`` inside the statement's own transaction instead
+(shared.db.per_transaction), and nothing is set for the session.
+"""
+
+from django_pgschemas.postgresql import base
+from django_pgschemas.postgresql.base import get_search_path
+from django_pgschemas.schema import get_current_schema
+
+from shared.db.per_transaction import PerTransactionSetting
+
+
+class DatabaseWrapper(PerTransactionSetting, base.DatabaseWrapper):
+    setting = "search_path"
+    # The public schema is what a session that set nothing finds ("$user" has no schema).
+    fresh = "public"
+
+    def wanted(self) -> str:
+        return get_search_path(get_current_schema())
+
+    def _handle_search_path(self, cursor=None):
+        pass  # the session's search_path is never set: see the module docstring

@@ -1,0 +1,85 @@
+"""A database backend mixin that carries the current tenant into every transaction.
+
+The value (rls: ``app.account_id``; schemas: ``search_path``) is set with
+``set_config(name, value, true)``, which lasts until the end of the transaction. A pooled
+connection (Django's psycopg pool, or PgBouncer in transaction mode, where consecutive
+transactions of one client may run on different server connections) therefore never hands it
+to another request. Before each statement the wrapper makes sure the open transaction carries
+the value for the tenant that is current in this context; a statement outside any transaction
+gets a short one of its own, because in autocommit mode a separate ``SET`` could land on one
+server connection and the statement on another.
+"""
+
+from __future__ import annotations
+
+from django.db import transaction
+
+SET_CONFIG = "SELECT set_config(%s, %s, true)"
+
+
+class PerTransactionSetting:
+    """Mix into a ``DatabaseWrapper``; define ``setting``, ``wanted()`` and ``fresh``."""
+
+    setting: str
+    # The value a transaction that sets nothing already has: no need to open one for it.
+    fresh: str = ""
+
+    def wanted(self) -> str:
+        raise NotImplementedError
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # The value in the open transaction, or None when it is not known.
+        self.value_in_transaction: str | None = None
+        self.execute_wrappers.append(self._with_setting)
+
+    def _with_setting(self, execute, sql, params, many, context):
+        wanted = self.wanted()
+        if not self.get_autocommit():
+            if self.value_in_transaction != wanted:
+                self._apply(wanted)
+            return execute(sql, params, many, context)
+        if wanted == self.fresh:
+            return execute(sql, params, many, context)
+        with transaction.atomic(using=self.alias):
+            self._apply(wanted)
+            return execute(sql, params, many, context)
+
+    def _apply(self, value: str) -> None:
+        # Straight to psycopg, so this statement does not pass through the wrappers again.
+        self.connection.execute(SET_CONFIG, [self.setting, value])
+        self.value_in_transaction = value
+
+    # Whenever the transaction, or the savepoint that may have set the value, ends, forget it:
+    # the next statement sets it again. Forget it *after* the statement has run: ROLLBACK TO
+    # SAVEPOINT itself passes through the wrapper (which may set the value first) and then
+    # restores whatever the setting was when the savepoint was taken.
+    def _commit(self):
+        try:
+            return super()._commit()
+        finally:
+            self.value_in_transaction = None
+
+    def _rollback(self):
+        try:
+            return super()._rollback()
+        finally:
+            self.value_in_transaction = None
+
+    def _savepoint_rollback(self, sid):
+        try:
+            return super()._savepoint_rollback(sid)
+        finally:
+            self.value_in_transaction = None
+
+    def _set_autocommit(self, autocommit):
+        try:
+            return super()._set_autocommit(autocommit)
+        finally:
+            self.value_in_transaction = None
+
+    def _close(self):
+        try:
+            return super()._close()
+        finally:
+            self.value_in_transaction = None

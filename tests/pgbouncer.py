@@ -1,0 +1,89 @@
+"""PgBouncer in transaction mode, with a small server pool, in front of the test cluster."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+from shared.localdb import LocalDBError, free_port, service_user
+
+# Two server connections per database and role: clients really take turns on them.
+POOL_SIZE = 2
+
+
+def find() -> str | None:
+    return shutil.which("pgbouncer") or next(
+        (p for p in ("/usr/sbin/pgbouncer", "/usr/bin/pgbouncer") if Path(p).exists()), None
+    )
+
+
+class PgBouncer:
+    def __init__(self, base: Path, server_host: str, server_port: int, users: dict[str, str]):
+        self.base, self.port = base, free_port()
+        base.mkdir(parents=True, exist_ok=True)
+        base.chmod(0o755)
+        quoted = "\n".join(f'"{name}" "{password}"' for name, password in users.items())
+        (base / "userlist.txt").write_text(quoted + "\n")
+        (base / "pgbouncer.ini").write_text(
+            f"""[databases]
+* = host={server_host} port={server_port}
+
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = {self.port}
+unix_socket_dir =
+auth_type = scram-sha-256
+auth_file = {base / "userlist.txt"}
+pool_mode = transaction
+default_pool_size = {POOL_SIZE}
+max_client_conn = 400
+ignore_startup_parameters = extra_float_digits,options
+logfile = {base / "pgbouncer.log"}
+"""
+        )
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        binary = find()
+        if binary is None:
+            raise LocalDBError("pgbouncer is not installed (Debian: apt-get install pgbouncer)")
+        user = service_user()  # pgbouncer, like postgres, refuses to run as root
+        kwargs = {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []} if user else {}
+        if user:
+            for path in self.base.iterdir():
+                shutil.chown(path, user.pw_uid, user.pw_gid)
+            shutil.chown(self.base, user.pw_uid, user.pw_gid)
+        self.process = subprocess.Popen(
+            [binary, str(self.base / "pgbouncer.ini")],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            cwd="/",
+            **kwargs,
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise LocalDBError(f"pgbouncer exited: {self.process.stderr.read().decode()}")
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return
+            time.sleep(0.05)
+        raise LocalDBError("pgbouncer did not start listening within 10 s")
+
+    def version(self) -> str:
+        out = subprocess.run([find(), "--version"], capture_output=True, text=True).stdout
+        return out.split("\n", 1)[0].removeprefix("PgBouncer ").strip()
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self.process and self.process.stderr:
+            self.process.stderr.close()
