@@ -18,16 +18,16 @@ def tenant_slug(host: str, base_domain: str) -> str | None:
     Raises ``DisallowedHost`` (a 400) for anything else: a foreign domain, extra labels, or a
     label that cannot be a slug. Nothing here ever guesses a tenant.
     """
-    domain, _port = split_domain_port(host)
+    domain, port = split_domain_port(host)
     base = base_domain.lower().rstrip(".")
-    if not domain:
-        raise DisallowedHost(f"Malformed Host header: {host!r}")
+    if not domain or (port and not (len(port) <= 5 and 0 < int(port) <= 65535)):
+        raise DisallowedHost(f"Malformed Host header: {host[:100]!r}")
     if domain == base or domain in LOOPBACK_HOSTS:
         return None
     suffix = "." + base
     if not domain.endswith(suffix):
-        raise DisallowedHost(f"Host {host!r} is not under {base!r}")
+        raise DisallowedHost(f"Host {host[:100]!r} is not under {base!r}")
     label = domain[: -len(suffix)]
     if "." in label or not SLUG_RE.match(label):
-        raise DisallowedHost(f"Host {host!r} does not name a tenant as <slug>.{base}")
+        raise DisallowedHost(f"Host {host[:100]!r} does not name a tenant as <slug>.{base}")
     return label

@@ -1,1 +1,1 @@
-pytest_plugins = ["tests.plugins.database", "tests.plugins.tenants"]
+pytest_plugins = ["tests.plugins.database", "tests.plugins.tenants", "tests.plugins.catalogue"]

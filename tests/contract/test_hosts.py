@@ -34,6 +34,7 @@ def test_tenant_slug(host, slug):
         ":8000",
     ],
 )
+@pytest.mark.case("host-foreign-or-malformed")
 def test_bad_hosts_are_refused(host):
     with pytest.raises(DisallowedHost):
         tenant_slug(host, "localhost")
@@ -54,12 +55,14 @@ def get(host, path="/"):
         "x" * 64 + ".localhost",
     ],
 )
+@pytest.mark.case("host-foreign-or-malformed")
 def test_malformed_or_foreign_host_gets_a_400_page(live_db, two_tenants, host):
     response = get(host, "/subtasks/")
     assert response.status_code == 400
     assert b"Bad request" in response.content
 
 
+@pytest.mark.case("unknown-tenant-404")
 def test_unknown_tenant_gets_a_404_page(live_db, two_tenants):
     response = get("tenant-99999.localhost", "/subtasks/")
     assert response.status_code == 404
@@ -80,6 +83,7 @@ def test_tenant_root_redirects_to_the_list(live_db, tenant_a):
     assert response["Location"] == "/subtasks/"
 
 
+@pytest.mark.case("unknown-tenant-404")
 def test_the_list_does_not_exist_on_the_bare_host(live_db, two_tenants):
     assert get("localhost", "/subtasks/").status_code == 404
 
@@ -87,6 +91,7 @@ def test_the_list_does_not_exist_on_the_bare_host(live_db, two_tenants):
 @pytest.mark.parametrize(
     "path", ["/subtasks/0/", "/subtasks/-1/", "/subtasks/abc/", "/subtasks/99999999999999999999/"]
 )
+@pytest.mark.case("page-parameters")
 def test_bad_page_numbers_get_a_404(live_db, tenant_a, path):
     assert get(tenant_a.host, path).status_code == 404
 

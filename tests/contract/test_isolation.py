@@ -36,6 +36,7 @@ def page(host: str, path: str = "/subtasks/") -> tuple[int, str]:
 # -- through the page ----------------------------------------------------------------------
 
 
+@pytest.mark.case("page-shows-own-rows")
 def test_page_shows_only_the_tenants_own_rows(live_db, tenant_a, tenant_b):
     for me, other in ((tenant_a, tenant_b), (tenant_b, tenant_a)):
         status, body = page(me.host)
@@ -49,6 +50,7 @@ def test_page_shows_only_the_tenants_own_rows(live_db, tenant_a, tenant_b):
         assert other.tenant.name not in html.unescape(body)
 
 
+@pytest.mark.case("page-shows-own-rows")
 def test_every_page_of_a_tenant_stays_in_that_tenant(live_db, tenant_a):
     pages = -(-len(tenant_a.ids["subtask"]) // 10)
     seen = 0
@@ -66,6 +68,7 @@ def test_every_page_of_a_tenant_stays_in_that_tenant(live_db, tenant_a):
 
 
 @pytest.mark.parametrize("table", TABLES)
+@pytest.mark.case("orm-reads-by-ids-and-counts")
 def test_orm_reads_never_return_other_tenants_rows(live_db, strategy, tenant_a, tenant_b, table):
     model = strategy.model(table)
     a_ids = tenant_a.ids[table]
@@ -92,6 +95,7 @@ def test_orm_reads_never_return_other_tenants_rows(live_db, strategy, tenant_a, 
         assert not model.objects.filter(**{f"{field}__in": a_values}).exists()
 
 
+@pytest.mark.case("related-lookups")
 def test_related_lookups_do_not_cross_tenants(live_db, strategy, tenant_a, tenant_b):
     project, task = strategy.model("project"), strategy.model("task")
     a_names = [name for name, _ in tenant_a.rows["subtask"]]
@@ -111,6 +115,7 @@ def _a_rows_seen_from_inside(strategy, tenant_a, table):
 
 
 @pytest.mark.parametrize("table", TABLES)
+@pytest.mark.case("orm-writes-by-ids")
 def test_orm_writes_by_other_tenants_ids_leave_its_rows_alone(
     live_db, strategy, tenant_a, tenant_b, table
 ):
@@ -127,6 +132,7 @@ def test_orm_writes_by_other_tenants_ids_leave_its_rows_alone(
         transaction.set_rollback(True, using=alias)
 
 
+@pytest.mark.case("foreign-key-probe")
 def test_a_child_never_lands_under_another_tenants_parent(live_db, strategy, tenant_a, tenant_b):
     subtask = strategy.model("subtask")
     with activate(tenant_b.tenant):
@@ -152,6 +158,7 @@ def _columns(table: str) -> str:
 
 
 @pytest.mark.parametrize("table", TABLES)
+@pytest.mark.case("raw-sql-reads")
 def test_raw_sql_as_the_runtime_role_sees_only_the_active_tenant(
     live_db, strategy, tenant_a, tenant_b, table
 ):
@@ -171,6 +178,7 @@ def test_raw_sql_as_the_runtime_role_sees_only_the_active_tenant(
 
 
 @pytest.mark.parametrize("table", TABLES)
+@pytest.mark.case("raw-sql-writes")
 def test_raw_sql_updates_and_deletes_leave_other_tenants_rows_alone(
     live_db, strategy, tenant_a, tenant_b, table
 ):
@@ -192,6 +200,7 @@ def test_raw_sql_updates_and_deletes_leave_other_tenants_rows_alone(
         transaction.set_rollback(True, using=alias)
 
 
+@pytest.mark.case("no-tenant-query")
 def test_with_no_tenant_active_a_query_never_returns_rows(live_db, strategy, two_tenants):
     """The contract allows an error or nothing; never all rows."""
     model = strategy.model("subtask")

@@ -54,6 +54,7 @@ async def asgi_get(app, host: str, path: str) -> tuple[int, bytes]:
     return sent[0]["status"], b"".join(m.get("body", b"") for m in sent[1:])
 
 
+@pytest.mark.case("pooled-backend-a-then-b")
 def test_alternating_tenants_on_pooled_connections(live_db, tenant_a, tenant_b):
     client = Client()
     backends = {}
@@ -72,12 +73,14 @@ def test_alternating_tenants_on_pooled_connections(live_db, tenant_a, tenant_b):
     assert any(len(slugs) == 2 for slugs in backends.values()), backends
 
 
+@pytest.mark.case("outer-context-on-bare-host")
 def test_a_tenant_set_by_an_outer_context_does_not_reach_the_bare_host(live_db, tenant_a):
     with activate(tenant_a.tenant):
         response = Client().get("/subtasks/", headers={"host": "localhost"})
     assert response.status_code == 404
 
 
+@pytest.mark.case("concurrent-threads")
 def test_concurrent_requests_from_threads(live_db, tenant_a, tenant_b):
     def fetch(i: int) -> tuple[str, set[str]]:
         me = (tenant_a, tenant_b)[i % 2]
@@ -94,6 +97,7 @@ def test_concurrent_requests_from_threads(live_db, tenant_a, tenant_b):
 
 
 @pytest.mark.asyncio
+@pytest.mark.case("concurrent-asyncio")
 async def test_concurrent_requests_from_asyncio_tasks(live_db, tenant_a, tenant_b):
     app = ASGIHandler()
 
@@ -108,6 +112,7 @@ async def test_concurrent_requests_from_asyncio_tasks(live_db, tenant_a, tenant_
 
 
 @pytest.mark.asyncio
+@pytest.mark.case("concurrent-asyncio")
 async def test_tasks_with_different_tenants_keep_their_own(live_db, strategy, tenant_a, tenant_b):
     subtask = strategy.model("subtask")
 
@@ -123,6 +128,7 @@ async def test_tasks_with_different_tenants_keep_their_own(live_db, strategy, te
         assert count == len(fixture.ids["subtask"])
 
 
+@pytest.mark.case("activation-nests")
 def test_activation_nests_and_restores(live_db, tenant_a, tenant_b):
     assert get_current_tenant() is None
     with activate(tenant_a.tenant):
