@@ -54,10 +54,12 @@ class DatabasePerTenant(Strategy):
     def list_tenants(self):
         return list(Tenant.objects.filter(state=Tenant.State.READY).order_by("slug"))
 
-    def create_tenant(self, slug, name, *, host: str = "", port: int | None = None):
+    def create_tenant(
+        self, slug, name, *, host: str = "", port: int | None = None, ready: bool = True
+    ):
         """Record the tenant as provisioning, create its database from the template, grant
-        the runtime role, and only then mark it ready. A failure leaves it `failed`, with the
-        reason; calling again finishes the job."""
+        the runtime role, and only then mark it ready (or leave that to the caller). A failure
+        leaves it `failed`, with the reason; calling again finishes the job."""
         tenant, _ = Tenant.objects.using(OWNER_ALIAS).get_or_create(
             slug=slug,
             defaults={
@@ -77,10 +79,16 @@ class DatabasePerTenant(Strategy):
             tenant.save(using=OWNER_ALIAS)
             raise
         tenant.name = name
+        if ready:
+            self._mark_ready(tenant)
+        else:
+            tenant.save(using=OWNER_ALIAS)
+        return tenant
+
+    def _mark_ready(self, tenant) -> None:
         tenant.state, tenant.error = Tenant.State.READY, ""
         tenant.save(using=OWNER_ALIAS)
-        self._cache.pop(slug, None)
-        return tenant
+        self._cache.pop(tenant.slug, None)
 
     def drop_tenant(self, slug):
         tenant = Tenant.objects.using(OWNER_ALIAS).filter(slug=slug).first()
@@ -91,7 +99,15 @@ class DatabasePerTenant(Strategy):
         tenant.delete(using=OWNER_ALIAS)
 
     def load_tenant(self, data: TenantData, *, commit: bool = True):
-        tenant = self.create_tenant(data.slug, data.name)
+        # A tenant that is not ready is what a killed earlier attempt left: its database may
+        # hold some rows or all of them. Start it over.
+        if (
+            Tenant.objects.using(OWNER_ALIAS)
+            .filter(slug=data.slug)
+            .exclude(state=Tenant.State.READY)
+        ):
+            self.drop_tenant(data.slug)
+        tenant = self.create_tenant(data.slug, data.name, ready=False)
         alias = alias_for(tenant, owner=True)
         try:
             with transaction.atomic(using=alias), connections[alias].cursor() as cursor:
@@ -101,7 +117,9 @@ class DatabasePerTenant(Strategy):
             raise
         finally:
             connections[alias].close()
-        if not commit:
+        if commit:
+            self._mark_ready(tenant)  # only now is it listed and served
+        else:
             self.drop_tenant(data.slug)
         return tenant
 

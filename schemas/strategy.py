@@ -53,6 +53,11 @@ class SchemaPerTenant(Strategy):
         return list(Account.objects.order_by("slug"))
 
     def create_tenant(self, slug, name):
+        return self._create(slug, name)
+
+    def _create(self, slug, name, fill=None):
+        """Clone the schema, then record the tenant (and ``fill`` it) in one transaction: a
+        tenant is listed only once it is whole, even if the process is killed halfway."""
         schema_name = schema_name_for(slug)
         if provisioning.schema_exists(schema_name):
             provisioning.drop(schema_name)  # a half-made schema from a failed attempt
@@ -63,6 +68,8 @@ class SchemaPerTenant(Strategy):
                     slug=slug, name=name, schema_name=schema_name
                 )
                 Domain.objects.using(OWNER).create(tenant=tenant, domain=domain_for(slug))
+                if fill is not None:
+                    fill(tenant)
         except BaseException:
             provisioning.drop(schema_name)
             raise
@@ -77,17 +84,11 @@ class SchemaPerTenant(Strategy):
             provisioning.drop(tenant.schema_name)
 
     def load_tenant(self, data: TenantData, *, commit: bool = True):
-        tenant = self.create_tenant(data.slug, data.name)
-        try:
-            with (
-                active_schema(tenant),
-                transaction.atomic(using=OWNER),
-                connections[OWNER].cursor() as cursor,
-            ):
+        def fill(tenant):
+            with active_schema(tenant), connections[OWNER].cursor() as cursor:
                 load_contained(cursor, data)
-        except BaseException:
-            self.drop_tenant(data.slug)  # all or nothing
-            raise
+
+        tenant = self._create(data.slug, data.name, fill)
         if not commit:
             self.drop_tenant(data.slug)
         return tenant

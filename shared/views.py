@@ -1,8 +1,13 @@
+import sys
+
+import psycopg
+from django import db
 from django.core.paginator import EmptyPage, Paginator
 from django.db import connection
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_safe
+from django.views.defaults import server_error as server_error_page
 
 from shared.strategy import get_strategy
 
@@ -46,3 +51,30 @@ def healthz(request: HttpRequest) -> JsonResponse:
         cursor.execute("SELECT 1")
         cursor.fetchone()
     return JsonResponse({"status": "ok", "strategy": get_strategy().name})
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """handler500: a database that cannot be reached is a 503 (try again), not a server bug.
+
+    Django calls this while it handles the exception, so the exception is still current.
+    """
+    if database_unavailable(sys.exc_info()[1]):
+        response = render(
+            request, "503.html", {"tenant": getattr(request, "tenant", None)}, status=503
+        )
+        response["Retry-After"] = "5"
+        return response
+    return server_error_page(request)
+
+
+def database_unavailable(exc: BaseException | None) -> bool:
+    # Django wraps psycopg's errors (and the pool's PoolTimeout) in its own; look down the chain.
+    while exc is not None:
+        if isinstance(exc, (db.OperationalError, db.InterfaceError, psycopg.OperationalError)):
+            return True
+        # An error psycopg raised itself, with no SQLSTATE from the server, means the
+        # conversation broke (e.g. a pooler restarting mid-COMMIT), not that the query was bad.
+        if isinstance(exc, psycopg.Error) and exc.sqlstate is None:
+            return True
+        exc = exc.__cause__
+    return False

@@ -41,6 +41,8 @@ pool_mode = transaction
 default_pool_size = {POOL_SIZE}
 max_client_conn = 400
 ignore_startup_parameters = extra_float_digits,options
+; after a server restart, try again at once rather than in 15 s
+server_login_retry = 1
 logfile = {base / "pgbouncer.log"}
 """
         )

@@ -100,6 +100,8 @@ def main(argv: list[str] | None = None) -> int:
             "TENANCY_ENV_FILE": os.devnull,  # a developer's .env must not redirect the tests
             "PYTHONPATH": str(ROOT),
         }
+        if cluster is not None:  # the fault tests restart it
+            env["TENANCY_TEST_CLUSTER"] = f"{cluster.base}:{cluster.port}"
         if args.pgbouncer != "only":
             for strategy in strategies:
                 paths = ["tests/contract", f"tests/{strategy}"]

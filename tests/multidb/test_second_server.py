@@ -71,3 +71,39 @@ def test_a_tenant_on_a_second_server(live_db, strategy, second_server, tmp_path)
             "SELECT 1 FROM pg_database WHERE datname = %s", [tenant.db_name]
         ).fetchall()
     assert gone == []
+
+
+def test_a_stopped_tenant_server_is_a_503_for_that_tenant_only(
+    live_db, strategy, second_server, tenant_a
+):
+    """The fault: one tenant's server goes away. Its tenant gets a clear 503, every other
+    tenant goes on, and it is served again once the server is back, with no restart."""
+    slug = "tenant-887"
+    strategy.create_tenant(slug, "Sometimes Away", host="127.0.0.1", port=second_server.port)
+    client = Client(raise_request_exception=False)
+    host = f"{slug}.localhost"
+    try:
+        with activate(strategy.get_tenant(slug)):
+            project = strategy.model("project").objects.create(name="Remote project")
+            task = strategy.model("task").objects.create(project=project, name="Remote task")
+            strategy.model("subtask").objects.create(task=task, name="Remote subtask")
+        assert client.get("/subtasks/", headers={"host": host}).status_code == 200
+
+        second_server.stop()
+        try:
+            for _ in range(3):  # not only the first request: the kept-alive connection is gone
+                response = client.get("/subtasks/", headers={"host": host})
+                assert response.status_code == 503
+                assert response["Retry-After"] == "5"
+                assert f"The database of “{slug}” cannot be reached" in response.content.decode()
+                other = client.get("/subtasks/", headers={"host": tenant_a.host})
+                assert other.status_code == 200
+                assert tenant_a.tenant.name in other.content.decode()
+        finally:
+            second_server.start()
+
+        response = client.get("/subtasks/", headers={"host": host})
+        assert response.status_code == 200
+        assert "Remote subtask" in response.content.decode()
+    finally:
+        strategy.drop_tenant(slug)

@@ -1,0 +1,181 @@
+"""Faults: PostgreSQL restarted under load, and createtestdata killed halfway."""
+
+from __future__ import annotations
+
+import html
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.db import connections
+
+from shared.bench.server import get, gunicorn
+from shared.db import OWNER_ALIAS, RUNTIME_ALIAS
+from shared.localdb import Cluster, url
+from shared.testdata import Volumes, generate_tenant
+from tests.contract.test_createtestdata import numbered_tenants  # noqa: F401 (a fixture)
+
+ROOT = Path(__file__).resolve().parents[2]
+ACCOUNT_CELL = re.compile(r'<td class="account">([^<]*)</td>')
+
+
+def app_env() -> dict[str, str]:
+    """The environment for a server or command of this strategy, on the test database."""
+
+    def of(alias: str) -> str:
+        conf = settings.DATABASES[alias]
+        return url(conf["USER"], conf["PASSWORD"], conf["HOST"], int(conf["PORT"]), conf["NAME"])
+
+    return {
+        **os.environ,
+        "RUNTIME_DATABASE_URL": of(RUNTIME_ALIAS),
+        "OWNER_DATABASE_URL": of(OWNER_ALIAS),
+        "TENANCY_ENV_FILE": os.devnull,
+        "PYTHONPATH": str(ROOT),
+    }
+
+
+def forget_connections() -> None:
+    """This process's connections died with the server: drop them and their pools."""
+    for connection in connections.all(initialized_only=True):
+        connection.close()
+        if hasattr(connection, "close_pool"):
+            connection.close_pool()
+
+
+def started_at(cluster):
+    import psycopg
+
+    with psycopg.connect(cluster.admin_url()) as admin:
+        return admin.execute("SELECT pg_postmaster_start_time()").fetchone()[0]
+
+
+def test_the_app_recovers_by_itself_from_a_postgresql_restart(
+    live_db, strategy, tenant_a, tenant_b, tmp_path
+):
+    where = os.environ.get("TENANCY_TEST_CLUSTER")
+    if not where:
+        pytest.skip(
+            "NOT RUN: restarting PostgreSQL needs the throwaway cluster of `python -m tests.run`, "
+            "not a server named by DATABASE_URL"
+        )
+    base, _, port = where.rpartition(":")
+    cluster = Cluster(Path(base), int(port))
+    results: list[tuple[float, str, int, set[str]]] = []
+    stop = threading.Event()
+
+    def load(worker: int) -> None:
+        turn = worker
+        while not stop.is_set():
+            me = (tenant_a, tenant_b)[turn % 2]
+            turn += 1
+            try:
+                status, body = get(server_port, me.host, "/subtasks/")
+            except OSError:
+                status, body = 0, ""
+            shown = {html.unescape(a) for a in ACCOUNT_CELL.findall(body)}
+            results.append((time.monotonic(), me.tenant.name, status, shown))
+
+    log = tmp_path / "gunicorn.log"
+    before = started_at(cluster)
+    with gunicorn(f"{strategy.name}.wsgi", app_env(), workers=2, log=log) as (server_port, _):
+        threads = [threading.Thread(target=load, args=(i,)) for i in range(4)]
+        for thread in threads:
+            thread.start()
+        try:
+            time.sleep(2)
+            cluster.stop()
+            time.sleep(1)
+            cluster.start()
+            back = time.monotonic()
+            # Recovered: the last 40 requests all answered 200, or give up after 60 s.
+            while time.monotonic() - back < 60:
+                time.sleep(0.5)
+                recent = results[-40:]
+                if recent[0][0] > back and all(r[2] == 200 for r in recent):
+                    break
+        finally:
+            stop.set()
+            for thread in threads:
+                thread.join()
+            forget_connections()
+
+    failed = [r for r in results if r[2] != 200]
+    wrong = [r for r in results if r[2] == 200 and r[3] != {r[1]}]
+    print(
+        f"\nrestart under load: {len(results)} requests, {len(failed)} failed "
+        f"({sorted({r[2] for r in failed})}), {len(wrong)} with wrong rows"
+    )
+    assert not wrong
+    assert started_at(cluster) > before, "the server was not restarted: the test proved nothing"
+    # A clear "try again" (503), never a 500 or a dropped socket. Behind PgBouncer clients may
+    # not notice at all: it holds them until the server is back.
+    errors = [line for line in log.read_text().splitlines() if re.match(r"^\w[\w.]*Error", line)]
+    assert {r[2] for r in failed} <= {503}, errors[-20:]
+    assert len(failed) <= 100
+    recent = results[-40:]
+    assert recent[0][0] > back and all(r[2] == 200 for r in recent), "did not recover"
+
+
+KILL_VOLUMES = Volumes(users=(1, 2), projects=(10, 10), tasks=(10, 10), subtasks=(10, 10))
+KILL_OPTIONS = [
+    f"--{bound}-{name}={value}"
+    for name, (low, high) in vars(KILL_VOLUMES).items()
+    for bound, value in (("min", low), ("max", high))
+]
+
+
+def numbered(strategy) -> set[str]:
+    return {t.slug for t in strategy.list_tenants() if re.fullmatch(r"tenant-\d{1,2}", t.slug)}
+
+
+def test_createtestdata_killed_halfway_leaves_whole_tenants(
+    live_db,
+    strategy,
+    numbered_tenants,  # noqa: F811
+):
+    command = [sys.executable, f"{strategy.name}/manage.py", "createtestdata", "--accounts", "20"]
+    process = subprocess.Popen(
+        [*command, *KILL_OPTIONS],
+        cwd=ROOT,
+        env=app_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        while process.poll() is None and len(numbered(strategy)) < 3:
+            time.sleep(0.01)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    assert process.returncode == -signal.SIGKILL, "it finished before it could be killed"
+    forget_connections()  # the strategy's caches may hold what the dead process was making
+    existing = numbered(strategy)
+    assert 3 <= len(existing) < 20, existing
+
+    def whole(slug: str) -> bool:
+        expected = generate_tenant(int(slug.removeprefix("tenant-")), volumes=KILL_VOLUMES)
+        found = strategy.row_counts([slug])
+        print(slug, found, expected.counts())
+        return found == expected.counts()
+
+    assert [s for s in existing if not whole(s)] == []
+
+    result = subprocess.run(
+        [*command, *KILL_OPTIONS, "--skip-existing"],
+        cwd=ROOT,
+        env=app_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert numbered(strategy) == {f"tenant-{n}" for n in range(1, 21)}
+    assert [n for n in range(1, 21) if not whole(f"tenant-{n}")] == []
