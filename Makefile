@@ -7,11 +7,12 @@ PORT ?= 8000
 ACCOUNTS ?= 5
 PGPORT ?= 54320
 WORKERS ?= 2
+COUNTS ?= 10,100
 STRATEGIES := rls multidb schemas
 export PGPORT
 
 .DEFAULT_GOAL := help
-.PHONY: help install check-strategy up serve down test lint format lock bench-load bench-tenants clean
+.PHONY: help install check-strategy up serve down test lint format lock bench bench-scale bench-load bench-tenants clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -72,6 +73,18 @@ lock: ## Re-resolve pyproject.toml into requirements.lock
 	/tmp/tenancy-lock/bin/pip install --quiet -e '.[dev]'
 	{ echo "# Fully pinned set for Python 3.11; regenerate with 'make lock' after changing pyproject.toml."; \
 	  /tmp/tenancy-lock/bin/pip freeze --exclude-editable; } > requirements.lock
+
+# `make bench` knobs; ACCOUNTS and WORKERS count only when given on the command line here,
+# since `make up` has its own defaults for them.
+BENCH_ACCOUNTS = $(if $(filter command line,$(origin ACCOUNTS)),$(ACCOUNTS),100)
+bench: install ## Compare the strategies, a ceiling and a control under locust (about 10 min)
+	$(PY) -m shared.bench.compare --accounts $(BENCH_ACCOUNTS) --users $(or $(USERS),20) \
+		--spawn-rate $(or $(SPAWN_RATE),10) --duration $(or $(DURATION),30s) \
+		--rounds $(or $(ROUNDS),3) --workers $(WORKERS)
+
+bench-scale: install ## Cost as tenants grow: provisioning, migrations, sizes, connections, p95 (COUNTS=10,100)
+	$(PY) -m shared.bench.scale --counts $(COUNTS) --duration $(or $(DURATION),15s) \
+		--workers $(WORKERS)
 
 bench-load: install ## createtestdata into rls: median rows/s of RUNS runs (ACCOUNTS=2000 RUNS=3)
 	$(PY) -m shared.bench.load --strategy rls --accounts $(if $(filter command line,$(origin ACCOUNTS)),$(ACCOUNTS),2000) --runs $(or $(RUNS),3)

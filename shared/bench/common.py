@@ -50,7 +50,7 @@ def manage(strategy: str, env: dict, *args: str) -> subprocess.CompletedProcess[
     result = subprocess.run(
         [sys.executable, str(ROOT / strategy / "manage.py"), *args],
         cwd=ROOT,
-        env=env,
+        env={**env, "DJANGO_SETTINGS_MODULE": f"{strategy}.settings"},
         capture_output=True,
         text=True,
     )

@@ -1,0 +1,72 @@
+"""Locust scenario for `make bench`: the subtask list of every tenant, first and deep pages,
+with every response checked for the right tenant and the right number of rows.
+
+Reads the tenants from the JSON file named by TENANCY_BENCH_TENANTS (``manage.py
+listtenants --json``). Writes what the checks found to TENANCY_BENCH_CHECKS, if set. One
+wrong row makes the run exit non-zero.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import random
+import re
+from urllib.parse import urlsplit
+
+from locust import FastHttpUser, events, task
+
+PAGE_SIZE = 10
+ACCOUNT_CELL = re.compile(r'<td class="account">([^<]*)</td>')
+TENANTS = json.loads(open(os.environ["TENANCY_BENCH_TENANTS"]).read())  # noqa: SIM115
+CHECKS = {"checked": 0, "wrong_tenant": 0, "wrong_rows": 0, "bad_status": 0}
+
+
+def pick() -> tuple[dict, int]:
+    """A tenant, and its first page half of the time, any of its pages otherwise."""
+    tenant = random.choice(TENANTS)
+    pages = max(1, -(-tenant["subtasks"] // PAGE_SIZE))
+    return tenant, 1 if random.random() < 0.5 else random.randint(1, pages)
+
+
+class Visitor(FastHttpUser):
+    @task
+    def subtask_page(self):
+        tenant, page = pick()
+        port = urlsplit(self.host).port
+        path = "/subtasks/" if page == 1 else f"/subtasks/{page}/"
+        with self.client.get(
+            path,
+            headers={"Host": f"{tenant['slug']}.localhost:{port}"},
+            name="first page" if page == 1 else "deep page",
+            catch_response=True,
+        ) as response:
+            problem = check(response, tenant, page)
+            if problem:
+                response.failure(problem)
+
+
+def check(response, tenant: dict, page: int) -> str | None:
+    CHECKS["checked"] += 1
+    if response.status_code != 200:
+        CHECKS["bad_status"] += 1
+        return f"status {response.status_code}"
+    cells = [html.unescape(c) for c in ACCOUNT_CELL.findall(response.text or "")]
+    if set(cells) - {tenant["name"]}:
+        CHECKS["wrong_tenant"] += 1
+        return f"{tenant['slug']} was shown rows of {sorted(set(cells) - {tenant['name']})}"
+    expected = min(PAGE_SIZE, tenant["subtasks"] - (page - 1) * PAGE_SIZE)
+    if len(cells) != expected:
+        CHECKS["wrong_rows"] += 1
+        return f"{tenant['slug']} page {page}: {len(cells)} rows, expected {expected}"
+    return None
+
+
+@events.quitting.add_listener
+def _report(environment, **kwargs):
+    if path := os.environ.get("TENANCY_BENCH_CHECKS"):
+        with open(path, "w") as out:
+            json.dump(CHECKS, out)
+    if CHECKS["wrong_tenant"] or CHECKS["wrong_rows"]:
+        environment.process_exit_code = 3

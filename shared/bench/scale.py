@@ -1,0 +1,233 @@
+"""`make bench-scale`: what each strategy costs as tenants grow (10, 100, 1,000 by default).
+
+    python -m shared.bench.scale [--counts 10,100] [--strategies rls,multidb,schemas]
+        [--duration 15s] [--users 10] [--workers 2]
+
+Per strategy and tenant count, on one private cluster (default, durable settings): the time to
+provision one more tenant (median of 5), `migratetenants` (rls: `migrate`) with nothing to do,
+the size of the strategy's databases and of their catalogues (`pg_class` rows), the runtime
+role's server connections after one request to every tenant, the web server's memory (RSS),
+and requests/s and p95 latency under locust with requests spread over every tenant.
+Tenants are small (1-2 users, 1-3 projects, 1-3 tasks, 1-5 subtasks), so that a thousand fit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from contextlib import ExitStack
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psycopg
+
+from shared.bench.common import ROOT, fresh_database, manage, private_cluster
+from shared.bench.compare import environment_facts, say, seconds, summarize, tree_rss
+from shared.bench.server import get, gunicorn
+from shared.bench.tenants import provision
+
+SMALL = ["--min-users=1", "--max-users=2", "--min-projects=1", "--max-projects=3",
+         "--min-tasks=1", "--max-tasks=3", "--min-subtasks=1", "--max-subtasks=5"]  # fmt: skip
+MEASURES = {
+    "provision_s": "provisioning one tenant (s, median of 5)",
+    "migrate_all_s": "migrating every tenant, nothing to do (s)",
+    "database_mb": "size of the strategy's databases (MB)",
+    "catalogue_rows": "catalogue size (pg_class rows)",
+    "connections": "runtime connections after touching every tenant",
+    "server_rss_mb": "web server memory, RSS (MB)",
+    "rps": "requests/s, spread over every tenant",
+    "p95_ms": "p95 latency (ms)",
+}
+
+
+def parse(argv):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--counts", default="10,100")
+    parser.add_argument("--strategies", default="rls,multidb,schemas")
+    parser.add_argument("--duration", type=seconds, default=15)
+    parser.add_argument("--users", type=int, default=10)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--results", type=Path, default=ROOT / "results")
+    parser.add_argument("--figures", type=Path, default=ROOT / "presentation" / "figures")
+    parser.add_argument("--readme", type=Path, default=ROOT / "README.md")
+    parser.add_argument("--no-report", action="store_true")
+    args = parser.parse_args(argv)
+    try:
+        args.counts = sorted({int(c) for c in args.counts.split(",") if c.strip()})
+    except ValueError:
+        parser.error(f"--counts takes numbers separated by commas, not {args.counts!r}")
+    if not args.counts or min(args.counts) < 1:
+        parser.error("--counts needs tenant counts of at least 1")
+    args.strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
+    if set(args.strategies) - {"rls", "multidb", "schemas"}:
+        parser.error("--strategies: rls, multidb, schemas")
+    return args
+
+
+def databases(admin, strategy: str) -> list[str]:
+    name = f"tenancy_{strategy}"
+    return [
+        row[0]
+        for row in admin.execute(
+            "SELECT datname FROM pg_database WHERE datname = %s OR datname LIKE %s",
+            [name, name.replace("_", r"\_") + r"\_%"],
+        )
+    ]
+
+
+def sizes(cluster, strategy: str) -> tuple[float, int]:
+    with psycopg.connect(cluster.admin_url(), autocommit=True) as admin:
+        names = databases(admin, strategy)
+        size = sum(admin.execute("SELECT pg_database_size(%s)", [n]).fetchone()[0] for n in names)
+    catalogue = 0
+    for name in names:
+        with psycopg.connect(cluster.admin_url(name)) as conn:
+            catalogue += conn.execute("SELECT count(*) FROM pg_class").fetchone()[0]
+    return round(size / 2**20, 1), catalogue
+
+
+def runtime_connections(cluster) -> int:
+    with psycopg.connect(cluster.admin_url(), autocommit=True) as admin:
+        return admin.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE usename = 'tenancy_app'"
+        ).fetchone()[0]
+
+
+def measure(cluster, env, strategy: str, count: int, args, workdir: Path) -> dict:
+    row: dict = {"strategy": strategy, "tenants": count}
+    fresh_database(cluster, strategy, env)
+    started = time.perf_counter()
+    manage(strategy, env, "createtestdata", "--accounts", str(count), *SMALL)
+    row["load_s"] = round(time.perf_counter() - started, 1)
+    say(f"  {strategy} with {count} tenants: loaded in {row['load_s']} s")
+
+    created, _ = provision(env, strategy, 5)
+    row["provision_s"] = round(statistics.median(created), 4)
+    started = time.perf_counter()
+    if strategy == "rls":
+        manage(strategy, env, "migrate", "--verbosity", "0")
+    else:
+        manage(strategy, env, "migratetenants", "--report", os.devnull)
+    row["migrate_all_s"] = round(time.perf_counter() - started, 2)
+    row["database_mb"], row["catalogue_rows"] = sizes(cluster, strategy)
+
+    tenants = workdir / f"{strategy}-{count}.json"
+    listed = manage(strategy, env, "listtenants", "--json").stdout
+    tenants.write_text(json.dumps([t for t in json.loads(listed) if t["subtasks"]]))
+    with gunicorn(f"{strategy}.wsgi", env, workers=args.workers) as (port, process):
+        for tenant in json.loads(tenants.read_text()):
+            status, _ = get(port, f"{tenant['slug']}.localhost:{port}", "/subtasks/")
+            if status != 200:
+                raise RuntimeError(f"{tenant['slug']} answered {status}")
+        row["connections"] = runtime_connections(cluster)
+        row["server_rss_mb"] = round(tree_rss(process.pid) / 2**20, 1)
+        row |= load(port, tenants, args, workdir / f"{strategy}-{count}")
+    say("  " + ", ".join(f"{k} {v}" for k, v in row.items() if k not in ("strategy", "tenants")))
+    return row
+
+
+def load(port: int, tenants: Path, args, stem: Path) -> dict:
+    import subprocess
+
+    checks = Path(f"{stem}-checks.json")
+    result = subprocess.run(
+        [
+            sys.executable, "-m", "locust", "-f", str(ROOT / "shared/bench/locustfile.py"),
+            "--headless", "--only-summary", "--loglevel", "ERROR", "-u", str(args.users),
+            "-r", str(args.users), "-t", f"{args.duration}s", "--stop-timeout", "5",
+            "--host", f"http://127.0.0.1:{port}", "--json-file", str(stem),
+        ],
+        cwd=ROOT,
+        env={**os.environ, "TENANCY_BENCH_TENANTS": str(tenants),
+             "TENANCY_BENCH_CHECKS": str(checks), "PYTHONPATH": str(ROOT)},
+        capture_output=True, text=True, timeout=args.duration + 120,
+    )  # fmt: skip
+    if not Path(f"{stem}.json").exists():
+        raise RuntimeError(f"locust wrote no statistics: {result.stderr[-1500:]}")
+    summary = summarize(
+        json.loads(Path(f"{stem}.json").read_text()), json.loads(checks.read_text())
+    )
+    return {
+        "rps": round(summary["rps"], 1),
+        "p95_ms": summary["p95_ms"],
+        "failures": summary["failures"],
+        "wrong_rows": summary["wrong_rows"],
+    }
+
+
+def markdown(document: dict) -> str:
+    keys = list(MEASURES)
+    lines = [
+        "| strategy | tenants | " + " | ".join(k.replace("_", " ") for k in keys) + " |",
+        "|---|---:|" + "---:|" * len(keys),
+    ]
+    for row in document["rows"]:
+        lines.append(
+            f"| {row['strategy']} | {row['tenants']:,} | "
+            + " | ".join(f"{row.get(k):,}" if row.get(k) is not None else "-" for k in keys)
+            + " |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    say(f"make bench-scale: {', '.join(args.strategies)} at {args.counts} tenants")
+    rows = []
+    begun = time.monotonic()
+    with ExitStack() as stack:
+        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="tenancy-scale-")))
+        cluster, env = stack.enter_context(private_cluster())
+        facts = environment_facts(cluster)
+        for count in args.counts:
+            for strategy in args.strategies:
+                rows.append(measure(cluster, env, strategy, count, args, workdir))
+                say(f"  ({time.monotonic() - begun:.0f} s so far)")
+    document = {
+        "kind": "bench-scale",
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        **facts,
+        "parameters": {
+            "counts": args.counts,
+            "duration": args.duration,
+            "users": args.users,
+            "workers": args.workers,
+        },  # fmt: skip
+        "measures": MEASURES,
+        "rows": rows,
+        "wall_seconds": round(time.monotonic() - begun),
+    }
+    args.results.mkdir(parents=True, exist_ok=True)
+    out = args.results / f"bench-scale-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.json"
+    out.write_text(json.dumps(document, indent=2) + "\n")
+    table = markdown(document)
+    say("\n" + table + f"\n\nResults: {out}")
+    if not args.no_report:
+        from shared.bench.report import scale_charts, update_readme
+
+        for figure in scale_charts(document, args.figures):
+            say(f"Chart: {figure}")
+        m = document["machine"]
+        caption = (
+            f"Measured {document['created'][:10]} on {m['cores']} cores, {m['memory_gb']} GB; "
+            f"PostgreSQL {document['versions']['postgresql']}; {args.workers} gunicorn workers, "
+            f"{args.users} locust users for {args.duration} s per row."
+        )
+        update_readme(args.readme, "bench-scale", caption + "\n\n" + table)
+    bad = sum(r["failures"] + r["wrong_rows"] for r in rows)
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        print(
+            "\ninterrupted: every server and cluster this run started is stopped", file=sys.stderr
+        )
+        sys.exit(130)

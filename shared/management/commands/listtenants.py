@@ -1,0 +1,28 @@
+import json
+
+from django.core.management.base import BaseCommand
+
+from shared.strategy import get_strategy
+from shared.tenancy import activate
+
+
+class Command(BaseCommand):
+    help = "List the tenants with their names and subtask counts (--json for the benchmarks)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--json", action="store_true", help="one JSON document")
+
+    def handle(self, *args, **options):
+        strategy = get_strategy()
+        tenants = []
+        for tenant in strategy.list_tenants():
+            # Counted as the runtime role, inside the tenant: what its pages will show.
+            with activate(tenant):
+                subtasks = strategy.model("subtask").objects.count()
+            tenants.append({"slug": tenant.slug, "name": tenant.name, "subtasks": subtasks})
+        if options["json"]:
+            self.stdout.write(json.dumps(tenants))
+            return
+        for t in tenants:
+            self.stdout.write(f"{t['slug']:24} {t['subtasks']:>8} subtasks  {t['name']}")
+        self.stdout.write(f"{len(tenants)} tenants")

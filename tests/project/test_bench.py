@@ -1,0 +1,67 @@
+"""The benchmark harnesses, run tiny so that they cannot rot (what they measure is not asserted:
+speed is measured by `make bench`, never in tests)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def children_named(*names: str) -> list[str]:
+    mine = psutil.Process().children(recursive=True)
+    return [" ".join(p.cmdline()) for p in mine if any(n in " ".join(p.cmdline()) for n in names)]
+
+
+def run(module: str, tmp_path: Path, *args: str) -> tuple[dict, str]:
+    result = subprocess.run(
+        [sys.executable, "-m", module, "--results", str(tmp_path / "results"),
+         "--figures", str(tmp_path / "figures"), "--readme", str(tmp_path / "README.md"), *args],
+        cwd=ROOT, capture_output=True, text=True, timeout=900,
+        env={k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    (document,) = (tmp_path / "results").glob("*.json")
+    return json.loads(document.read_text()), result.stdout
+
+
+def test_make_bench_in_miniature(tmp_path):
+    (tmp_path / "README.md").write_text("before\n<!-- bench:start -->\nold\n<!-- bench:end -->\n")
+    document, out = run(
+        "shared.bench.compare", tmp_path,
+        "--accounts", "3", "--users", "2", "--spawn-rate", "2", "--duration", "3", "--rounds", "1",
+    )  # fmt: skip
+    assert document["targets"] == ["rls", "rls-control", "multidb", "schemas", "ceiling"]
+    assert {r["target"] for r in document["rounds"]} == set(document["targets"])
+    for row in document["rounds"]:
+        assert row["requests"] > 0 and row["checked"] == row["requests"], row
+        assert row["failures"] == 0 and row["wrong_rows"] == 0, row
+    assert document["versions"]["postgresql"] and document["machine"]["cores"]
+    assert "| rls-control |" in out and "Row-level security costs" in out
+    readme = (tmp_path / "README.md").read_text()
+    assert "old" not in readme and "| ceiling |" in readme
+    for name in ("bench-throughput.svg", "bench-latency.svg"):
+        assert (tmp_path / "figures" / name).read_text().startswith("<?xml")
+    assert not children_named("gunicorn", "locust", "postgres")
+
+
+def test_make_bench_scale_in_miniature(tmp_path):
+    document, _ = run(
+        "shared.bench.scale", tmp_path,
+        "--counts", "2", "--strategies", "rls,schemas", "--duration", "2", "--users", "2",
+    )  # fmt: skip
+    assert [(r["strategy"], r["tenants"]) for r in document["rows"]] == [
+        ("rls", 2),
+        ("schemas", 2),
+    ]
+    for row in document["rows"]:
+        assert row["connections"] >= 1 and row["catalogue_rows"] > 0 and row["rps"] > 0
+        assert row["failures"] == 0 and row["wrong_rows"] == 0
+    assert (tmp_path / "figures" / "scale-p95-ms.svg").exists()
+    assert not children_named("gunicorn", "locust", "postgres")
