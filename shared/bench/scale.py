@@ -197,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
             "duration": args.duration,
             "users": args.users,
             "workers": args.workers,
-        },  # fmt: skip
+        },
         "measures": MEASURES,
         "rows": rows,
         "wall_seconds": round(time.monotonic() - begun),
