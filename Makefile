@@ -12,7 +12,7 @@ STRATEGIES := rls multidb schemas
 export PGPORT
 
 .DEFAULT_GOAL := help
-.PHONY: help install check-strategy up serve down test lint format lock bench bench-scale bench-load bench-tenants clean
+.PHONY: help install check-strategy up serve down test lint format lock bench bench-scale bench-load bench-tenants slides slides-install clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -56,7 +56,7 @@ down: ## Stop PostgreSQL (compose or the local cluster); data is kept
 	@if docker info >/dev/null 2>&1; then docker compose down; \
 	else $(PY) -m shared.localdb down; fi
 
-test: install ## Run every test against a throwaway PostgreSQL (or DATABASE_URL's server)
+test: install slides-install ## Run every test against a throwaway PostgreSQL (or DATABASE_URL's server)
 	$(PY) -m tests.run
 
 lint: install ## ruff: lint and formatting
@@ -92,6 +92,18 @@ bench-load: install ## createtestdata into rls: median rows/s of RUNS runs (ACCO
 bench-tenants: install ## multidb and schemas: provisioning, migratetenants, loading beside rls (TENANTS=200)
 	$(PY) -m shared.bench.tenants --strategy multidb --tenants $(or $(TENANTS),200)
 	$(PY) -m shared.bench.tenants --strategy schemas --tenants $(or $(TENANTS),200)
+
+slides-install: presentation/node_modules/.package-lock.json ## Install reveal.js from npm (once)
+
+presentation/node_modules/.package-lock.json: presentation/package.json presentation/package-lock.json
+	@command -v npm >/dev/null || { echo "error: npm is needed for the slides (Debian: apt-get install npm)"; exit 1; }
+	cd presentation && npm ci --no-audit --no-fund --loglevel=error
+
+SLIDES_PORT ?= 8001
+slides: install slides-install ## Build the deck from the code and serve it on http://localhost:8001/
+	@$(PY) presentation/build.py
+	@echo "Slides: http://localhost:$(SLIDES_PORT)/ (S opens the speaker notes; Ctrl-C stops)"
+	@$(PY) -m http.server $(SLIDES_PORT) --bind 127.0.0.1 --directory presentation
 
 clean: ## Remove the virtualenv and caches (not .pgdata)
 	rm -rf $(VENV) .pytest_cache .ruff_cache

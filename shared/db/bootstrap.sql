@@ -30,12 +30,14 @@ WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'owner_role') \gexec
 SELECT format('CREATE ROLE %I', :'runtime_role')
 WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'runtime_role') \gexec
 
+-- slide: roles
 SELECT format(
     'ALTER ROLE %I LOGIN NOSUPERUSER CREATEDB NOCREATEROLE BYPASSRLS PASSWORD %L',
     :'owner_role', :'owner_password') \gexec
 SELECT format(
     'ALTER ROLE %I LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS NOINHERIT PASSWORD %L',
     :'runtime_role', :'runtime_password') \gexec
+-- end slide
 
 -- Dropping a tenant's database (multidb) ends the sessions still open on it, the runtime
 -- role's included; pg_signal_backend allows that for non-superuser sessions, nothing more.
