@@ -108,8 +108,14 @@ class RowLevelSecurity(Strategy):
         return [], [Unit("shared schema (every tenant)", PRIVILEGED_ALIAS)]
 
     def subtask_list(self):
+        # The joined task and project are tied to the subtask's account as well. The policies
+        # add `account_id = <setting>` to every table, which the planner cannot estimate; told
+        # that all three share the subtask's account, it keeps the index on (account_id, name,
+        # id) and stops after one page. Without this the page query took 2.7x as long with the
+        # policies on as with them off (make bench's control), with it about the same.
         return (
             Subtask.objects.select_related("task__project")
+            .filter(task__account=F("account"), task__project__account=F("account"))
             .annotate(account_name=F("account__name"))
             .order_by("name", "id")
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -65,3 +66,28 @@ def test_make_bench_scale_in_miniature(tmp_path):
         assert row["failures"] == 0 and row["wrong_rows"] == 0
     assert (tmp_path / "figures" / "scale-p95-ms.svg").exists()
     assert not children_named("gunicorn", "locust", "postgres")
+
+
+def test_ctrl_c_stops_everything_the_run_started(tmp_path):
+    process = subprocess.Popen(
+        [sys.executable, "-m", "shared.bench.compare", "--accounts", "2", "--users", "2",
+         "--duration", "60", "--rounds", "1", "--targets", "rls",
+         "--results", str(tmp_path / "results"), "--no-report"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"},
+    )  # fmt: skip
+    try:
+        for line in process.stdout:  # under load: a server and locust are running
+            if "round 1/1" in line:
+                break
+        assert children_named("gunicorn") and children_named("locust")
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 130, err[-2000:]
+    assert "interrupted: every server and cluster this run started is stopped" in err
+    assert not children_named("gunicorn", "locust", "postgres")
+    assert not (tmp_path / "results").exists()
