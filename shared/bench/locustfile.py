@@ -19,7 +19,9 @@ from locust import FastHttpUser, events, task
 
 PAGE_SIZE = 10
 ACCOUNT_CELL = re.compile(r'<td class="account">([^<]*)</td>')
+ROW_NAME = re.compile(r"<tr><td>([^<]*)</td>")
 TENANTS = json.loads(open(os.environ["TENANCY_BENCH_TENANTS"]).read())  # noqa: SIM115
+NAMES = {t["slug"]: set(t.pop("subtask_names")) for t in TENANTS}
 CHECKS = {"checked": 0, "wrong_tenant": 0, "wrong_rows": 0, "bad_status": 0}
 
 
@@ -52,10 +54,17 @@ def check(response, tenant: dict, page: int) -> str | None:
     if response.status_code != 200:
         CHECKS["bad_status"] += 1
         return f"status {response.status_code}"
-    cells = [html.unescape(c) for c in ACCOUNT_CELL.findall(response.text or "")]
+    text = response.text or ""
+    cells = [html.unescape(c) for c in ACCOUNT_CELL.findall(text)]
     if set(cells) - {tenant["name"]}:
         CHECKS["wrong_tenant"] += 1
         return f"{tenant['slug']} was shown rows of {sorted(set(cells) - {tenant['name']})}"
+    # The account cell can only name the active tenant where it is not read from the row
+    # (a schema or a database per tenant): every subtask shown must also be one of its own.
+    foreign = {html.unescape(n) for n in ROW_NAME.findall(text)} - NAMES[tenant["slug"]]
+    if foreign:
+        CHECKS["wrong_tenant"] += 1
+        return f"{tenant['slug']} was shown subtasks it does not have: {sorted(foreign)[:3]}"
     expected = min(PAGE_SIZE, tenant["subtasks"] - (page - 1) * PAGE_SIZE)
     if len(cells) != expected:
         CHECKS["wrong_rows"] += 1

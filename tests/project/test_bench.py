@@ -91,3 +91,42 @@ def test_ctrl_c_stops_everything_the_run_started(tmp_path):
     assert "interrupted: every server and cluster this run started is stopped" in err
     assert not children_named("gunicorn", "locust", "postgres")
     assert not (tmp_path / "results").exists()
+
+
+CHECK = """
+import json, sys
+from types import SimpleNamespace
+from shared.bench import locustfile as lf
+tenant = lf.TENANTS[0]
+def page(account, names):
+    rows = "".join(
+        f'<tr><td>{n}</td><td>t</td><td>p</td><td class="account">{account}</td></tr>'
+        for n in names
+    )
+    return SimpleNamespace(status_code=200, text=f"<table>{rows}</table>")
+print(json.dumps([
+    lf.check(page("Own", ["a", "b"]), tenant, 1),
+    lf.check(page("Other", ["a", "b"]), tenant, 1),
+    lf.check(page("Own", ["a", "z"]), tenant, 1),
+    lf.check(page("Own", ["a"]), tenant, 1),
+    lf.check(SimpleNamespace(status_code=503, text=""), tenant, 1),
+]))
+"""
+
+
+def test_the_load_checks_catch_a_row_of_another_tenant(tmp_path):
+    tenants = tmp_path / "tenants.json"
+    tenants.write_text(
+        json.dumps([{"slug": "t-1", "name": "Own", "subtasks": 2, "subtask_names": ["a", "b"]}])
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", CHECK], cwd=ROOT, capture_output=True, text=True, timeout=60,
+        env={**os.environ, "TENANCY_BENCH_TENANTS": str(tenants), "PYTHONPATH": str(ROOT)},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    ok, other_account, foreign_row, missing_row, status = json.loads(result.stdout)
+    assert ok is None
+    assert "was shown rows of ['Other']" in other_account
+    assert "subtasks it does not have: ['z']" in foreign_row
+    assert "1 rows, expected 2" in missing_row
+    assert status == "status 503"
