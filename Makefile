@@ -100,10 +100,8 @@ presentation/node_modules/.package-lock.json: presentation/package.json presenta
 	cd presentation && npm ci --no-audit --no-fund --loglevel=error
 
 SLIDES_PORT ?= 8001
-slides: install slides-install ## Build the deck from the code and serve it on http://localhost:8001/
-	@$(PY) presentation/build.py
-	@echo "Slides: http://localhost:$(SLIDES_PORT)/ (S opens the speaker notes; Ctrl-C stops)"
-	@$(PY) -m http.server $(SLIDES_PORT) --bind 127.0.0.1 --directory presentation
+slides: install slides-install ## Serve the deck, built from the code, on http://localhost:8001/
+	@$(PY) presentation/serve.py --port $(SLIDES_PORT)
 
 clean: ## Remove the virtualenv and caches (not .pgdata)
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PRESENTATION = ROOT / "presentation"
 sys.path.insert(0, str(PRESENTATION))
 import build  # noqa: E402
+import serve  # noqa: E402
 
 SCREENSHOTS = {1: "title", 5: "multidb", 13: "per-transaction", 24: "throughput"}
 
@@ -52,7 +53,9 @@ def test_a_quote_that_disappears_from_the_source_fails_the_build(tmp_path, refer
         build.build(root=tmp_path)
 
 
-class Quiet(http.server.SimpleHTTPRequestHandler):
+class Quiet(serve.Deck):
+    """`make slides`' own handler, recording what it could not find."""
+
     missing: list[str]
 
     def log_message(self, format, *args):
@@ -74,7 +77,6 @@ def chromium() -> str:
 
 def test_every_slide_renders_in_chromium(tmp_path):
     browser = chromium()
-    (PRESENTATION / "index.html").write_text(build.build())
     missing: list[str] = []
     handler = functools.partial(
         type("Handler", (Quiet,), {"missing": missing}), directory=str(PRESENTATION)
