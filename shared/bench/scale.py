@@ -91,6 +91,20 @@ def sizes(cluster, strategy: str) -> tuple[float, int]:
     return round(size / 2**20, 1), catalogue
 
 
+def settle(cluster, strategy: str, limit: float = 180) -> None:
+    """Before measuring requests: fresh statistics, and no autovacuum still working through
+    what the load just wrote (on two cores it would take its share of the measurement)."""
+    with psycopg.connect(cluster.admin_url(f"tenancy_{strategy}"), autocommit=True) as conn:
+        conn.execute("VACUUM (ANALYZE)")
+    with psycopg.connect(cluster.admin_url(), autocommit=True) as admin:
+        admin.execute("CHECKPOINT")
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline and admin.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker'"
+        ).fetchone()[0]:
+            time.sleep(1)
+
+
 def runtime_connections(cluster) -> int:
     with psycopg.connect(cluster.admin_url(), autocommit=True) as admin:
         return admin.execute(
@@ -116,6 +130,7 @@ def measure(cluster, env, strategy: str, count: int, args, workdir: Path) -> dic
     row["migrate_all_s"] = round(time.perf_counter() - started, 2)
     row["database_mb"], row["catalogue_rows"] = sizes(cluster, strategy)
 
+    settle(cluster, strategy)
     tenants = workdir / f"{strategy}-{count}.json"
     listed = manage(strategy, env, "listtenants", "--json").stdout
     tenants.write_text(json.dumps([t for t in json.loads(listed) if t["subtasks"]]))
