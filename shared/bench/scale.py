@@ -99,9 +99,12 @@ def settle(cluster, strategy: str, limit: float = 180) -> None:
     with psycopg.connect(cluster.admin_url(), autocommit=True) as admin:
         admin.execute("CHECKPOINT")
         deadline = time.monotonic() + limit
-        while time.monotonic() < deadline and admin.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker'"
-        ).fetchone()[0]:
+        while (
+            time.monotonic() < deadline
+            and admin.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker'"
+            ).fetchone()[0]
+        ):
             time.sleep(1)
 
 

@@ -1,3 +1,4 @@
+import os
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -57,7 +58,10 @@ class Command(BaseCommand):
         results += migrating.run(units, parallel, on_result)
         seconds = time.monotonic() - started
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-        report = report or ROOT / "results" / f"migratetenants-{strategy.name}-{stamp}.json"
+        # TENANCY_RESULTS_DIR: where reports go when --report is not given (the test run
+        # points it at its own temporary folder, so tests leave nothing in results/).
+        folder = Path(os.environ.get("TENANCY_RESULTS_DIR") or ROOT / "results")
+        report = report or folder / f"migratetenants-{strategy.name}-{stamp}.json"
         migrating.write_report(report, strategy.name, parallel, results)
         counts = {s: sum(r.status == s for r in results) for s in ("current", "migrated", "failed")}
         self.stdout.write(
