@@ -12,20 +12,23 @@ server connection and the statement on another.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 from django.db import transaction
 
 SET_CONFIG = "SELECT set_config(%s, %s, true)"
 
 
-class PerTransactionSetting:
+class PerTransactionSetting(ABC):
     """Mix into a ``DatabaseWrapper``; define ``setting``, ``wanted()`` and ``fresh``."""
 
     setting: str
     # The value a transaction that sets nothing already has: no need to open one for it.
     fresh: str = ""
 
+    @abstractmethod
     def wanted(self) -> str:
-        raise NotImplementedError
+        """The value for the tenant that is current in this context."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
