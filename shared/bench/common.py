@@ -46,6 +46,18 @@ def private_cluster() -> Iterator[tuple[Cluster, dict[str, str]]]:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
+def run(main) -> int:
+    """Run a benchmark's main(); Ctrl-C is a clean stop (the context managers have stopped every
+    server and cluster by the time it arrives here), said in one line."""
+    try:
+        return main()
+    except KeyboardInterrupt:
+        print(
+            "\ninterrupted: every server and cluster this run started is stopped", file=sys.stderr
+        )
+        return 130
+
+
 def manage(strategy: str, env: dict, *args: str) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(
         [sys.executable, str(ROOT / strategy / "manage.py"), *args],

@@ -35,7 +35,7 @@ import psutil
 import psycopg
 from psycopg import sql
 
-from shared.bench.common import ROOT, fresh_database, manage, private_cluster
+from shared.bench.common import ROOT, fresh_database, manage, private_cluster, run
 from shared.bench.server import gunicorn
 
 STRATEGIES = ["rls", "multidb", "schemas"]
@@ -167,26 +167,48 @@ def summarize(entries: list[dict], checks: dict) -> dict:
     }
 
 
+def start_locust(
+    port: int, tenants: Path, stem: Path, *, users: int, spawn_rate: float, seconds: int
+) -> subprocess.Popen:
+    """locust headless against 127.0.0.1:port with shared/bench/locustfile.py. Its statistics
+    go to <stem>.json, what its checks found to <stem>-checks.json, its log to <stem>.log."""
+    with open(f"{stem}.log", "w") as log:  # the child keeps its own copy of the file
+        return subprocess.Popen(
+            [
+                sys.executable, "-m", "locust", "-f", str(ROOT / "shared/bench/locustfile.py"),
+                "--headless", "--only-summary", "--loglevel", "ERROR",
+                "-u", str(users), "-r", str(spawn_rate), "-t", f"{seconds}s",
+                "--stop-timeout", "5", "--host", f"http://127.0.0.1:{port}",
+                "--json-file", str(stem),
+            ],
+            cwd=ROOT,
+            env={**os.environ, "TENANCY_BENCH_TENANTS": str(tenants),
+                 "TENANCY_BENCH_CHECKS": f"{stem}-checks.json", "PYTHONPATH": str(ROOT)},
+            stdout=subprocess.DEVNULL, stderr=log, start_new_session=True,
+        )  # fmt: skip
+
+
+def stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.kill()
+        process.wait()
+
+
+def locust_result(stem: Path) -> dict:
+    stats, checks = Path(f"{stem}.json"), Path(f"{stem}-checks.json")
+    if not stats.exists():
+        log = Path(f"{stem}.log").read_text()[-1500:]
+        raise RuntimeError(f"locust wrote no statistics for {stem.name}: {log}")
+    found = json.loads(checks.read_text()) if checks.exists() else {}
+    return summarize(json.loads(stats.read_text()), found) | {"checks": found}
+
+
 def measure(name: str, target: dict, args, workdir: Path, cluster, progress) -> dict:
-    stats, checks = workdir / f"{name}-stats", workdir / f"{name}-checks.json"
-    log = workdir / f"{name}-gunicorn.log"
+    stem, log = workdir / name, workdir / f"{name}-gunicorn.log"
     with gunicorn(target["app"], target["env"], workers=args.workers, log=log) as (port, proc):
-        command = [
-            sys.executable, "-m", "locust", "-f", str(ROOT / "shared/bench/locustfile.py"),
-            "--headless", "--only-summary", "--loglevel", "ERROR",
-            "-u", str(args.users), "-r", str(args.spawn_rate), "-t", f"{args.duration}s",
-            "--stop-timeout", "5", "--host", f"http://127.0.0.1:{port}",
-            "--json-file", str(stats),
-        ]  # fmt: skip
-        env = {
-            **os.environ,
-            "TENANCY_BENCH_TENANTS": str(target["tenants"]),
-            "TENANCY_BENCH_CHECKS": str(checks),
-            "PYTHONPATH": str(ROOT),
-        }
-        locust = subprocess.Popen(
-            command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE, text=True, start_new_session=True,
+        locust = start_locust(
+            port, target["tenants"], stem,
+            users=args.users, spawn_rate=args.spawn_rate, seconds=args.duration,
         )  # fmt: skip
         try:
             started = time.monotonic()
@@ -199,21 +221,13 @@ def measure(name: str, target: dict, args, workdir: Path, cluster, progress) -> 
                     connections, rss = runtime_connections(cluster), tree_rss(proc.pid)
                 if elapsed > args.duration + 60:
                     raise RuntimeError("locust did not stop 60 s after its run time")
-            error = locust.stderr.read()
         finally:
-            if locust.poll() is None:
-                locust.kill()
-                locust.wait()
-            locust.stderr.close()
-    if not Path(f"{stats}.json").exists():
-        raise RuntimeError(f"locust wrote no statistics for {name}: {error[-1500:]}")
-    result = summarize(
-        json.loads(Path(f"{stats}.json").read_text()),
-        json.loads(checks.read_text()) if checks.exists() else {},
-    )
+            stop(locust)
+    result = locust_result(stem)
+    found = result.pop("checks")
     result |= {"connections": connections, "server_rss_mb": round(rss / 2**20, 1)}
     if result["wrong_rows"]:
-        raise RuntimeError(f"{name} served wrong rows: {json.loads(checks.read_text())}")
+        raise RuntimeError(f"{name} served wrong rows: {found}")
     return result
 
 
@@ -393,10 +407,4 @@ def markdown(document: dict) -> str:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        print(
-            "\ninterrupted: every server and cluster this run started is stopped", file=sys.stderr
-        )
-        sys.exit(130)
+    sys.exit(run(main))

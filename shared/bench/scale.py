@@ -26,8 +26,17 @@ from pathlib import Path
 
 import psycopg
 
-from shared.bench.common import ROOT, fresh_database, manage, private_cluster
-from shared.bench.compare import environment_facts, say, seconds, summarize, tree_rss
+from shared.bench.common import ROOT, fresh_database, manage, private_cluster, run
+from shared.bench.compare import (
+    environment_facts,
+    locust_result,
+    runtime_connections,
+    say,
+    seconds,
+    start_locust,
+    stop,
+    tree_rss,
+)
 from shared.bench.server import get, gunicorn
 from shared.bench.tenants import provision
 
@@ -108,13 +117,6 @@ def settle(cluster, strategy: str, limit: float = 180) -> None:
             time.sleep(1)
 
 
-def runtime_connections(cluster) -> int:
-    with psycopg.connect(cluster.admin_url(), autocommit=True) as admin:
-        return admin.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE usename = 'tenancy_app'"
-        ).fetchone()[0]
-
-
 def measure(cluster, env, strategy: str, count: int, args, workdir: Path) -> dict:
     row: dict = {"strategy": strategy, "tenants": count}
     fresh_database(cluster, strategy, env)
@@ -150,26 +152,14 @@ def measure(cluster, env, strategy: str, count: int, args, workdir: Path) -> dic
 
 
 def load(port: int, tenants: Path, args, stem: Path) -> dict:
-    import subprocess
-
-    checks = Path(f"{stem}-checks.json")
-    result = subprocess.run(
-        [
-            sys.executable, "-m", "locust", "-f", str(ROOT / "shared/bench/locustfile.py"),
-            "--headless", "--only-summary", "--loglevel", "ERROR", "-u", str(args.users),
-            "-r", str(args.users), "-t", f"{args.duration}s", "--stop-timeout", "5",
-            "--host", f"http://127.0.0.1:{port}", "--json-file", str(stem),
-        ],
-        cwd=ROOT,
-        env={**os.environ, "TENANCY_BENCH_TENANTS": str(tenants),
-             "TENANCY_BENCH_CHECKS": str(checks), "PYTHONPATH": str(ROOT)},
-        capture_output=True, text=True, timeout=args.duration + 120,
-    )  # fmt: skip
-    if not Path(f"{stem}.json").exists():
-        raise RuntimeError(f"locust wrote no statistics: {result.stderr[-1500:]}")
-    summary = summarize(
-        json.loads(Path(f"{stem}.json").read_text()), json.loads(checks.read_text())
+    locust = start_locust(
+        port, tenants, stem, users=args.users, spawn_rate=args.users, seconds=args.duration
     )
+    try:
+        locust.wait(timeout=args.duration + 120)
+    finally:
+        stop(locust)
+    summary = locust_result(stem)
     return {
         "rps": round(summary["rps"], 1),
         "p95_ms": summary["p95_ms"],
@@ -242,10 +232,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        print(
-            "\ninterrupted: every server and cluster this run started is stopped", file=sys.stderr
-        )
-        sys.exit(130)
+    sys.exit(run(main))
