@@ -1,4 +1,4 @@
-from shared.env import database, env
+from shared.env import database, env, owner_database
 from shared.settings import *  # noqa: F403
 from shared.settings import INSTALLED_APPS, MIDDLEWARE, RUNTIME_DATABASE, RUNTIME_OPTIONS
 
@@ -22,6 +22,7 @@ DATABASES = {
         OPTIONS=RUNTIME_OPTIONS,
         **{**RUNTIME_DATABASE, "ATOMIC_REQUESTS": False},
     ),
-    # The owner role: catalogue writes, provisioning and migrations.
-    "owner": database("OWNER_DATABASE_URL", "tenancy_multidb"),
+    # The owner role: catalogue writes, provisioning and migrations; in commands only,
+    # never in the web server (shared.env.owner_database).
+    **owner_database("tenancy_multidb"),
 }

@@ -1,4 +1,4 @@
-from shared.env import database
+from shared.env import database, owner_database
 from shared.settings import *  # noqa: F403
 from shared.settings import INSTALLED_APPS, RUNTIME_DATABASE, RUNTIME_OPTIONS
 
@@ -36,7 +36,7 @@ DATABASES = {
         OPTIONS=RUNTIME_OPTIONS,
         **RUNTIME_DATABASE,
     ),
-    "owner": database(
-        "OWNER_DATABASE_URL", "tenancy_schemas", ENGINE="django_pgschemas.postgresql"
-    ),
+    # The owner role: migrations and provisioning; in commands only, never in the web
+    # server (shared.env.owner_database).
+    **owner_database("tenancy_schemas", ENGINE="django_pgschemas.postgresql"),
 }

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+
 from django.conf import settings
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
@@ -48,12 +51,55 @@ def pooling_problems() -> list[checks.Error]:
     return errors
 
 
+# Before 15, every role could create objects in the public schema of every database.
+OLDEST_SERVER = 150000
+
+
+def server_problems(version: int | None = None) -> list[checks.Error]:
+    """``version``: the server's ``server_version_num``, read from the runtime connection when
+    not given."""
+    if version is None:
+        version = _server_version()
+    if version is None or version >= OLDEST_SERVER:
+        return []
+    major = version // 10000
+    return [
+        checks.Error(
+            f"PostgreSQL {major} is too old: 15 or newer is needed (before 15, every role "
+            "could create objects in the public schema)",
+            id="tenancy.E004",
+        )
+    ]
+
+
+def _server_version() -> int | None:
+    """None when the server cannot be reached now: its requests get the 503 page until it is
+    back, and a server that starts meanwhile is not refused for it."""
+
+    def read() -> int | None:
+        from django.db import OperationalError, connections
+
+        try:
+            return connections[RUNTIME_ALIAS].pg_version
+        except OperationalError:
+            return None
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return read()
+    # An ASGI server loads the middleware inside its event loop, where Django refuses to touch
+    # the database: ask from a thread.
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(read).result()
+
+
 def check_pooling(app_configs=None, **kwargs):
     return pooling_problems()
 
 
 def refuse_unsafe_configuration() -> None:
     """Called as the request handler loads: no server starts in an unsafe configuration."""
-    if errors := pooling_problems():
+    if errors := pooling_problems() + server_problems():
         lines = "\n".join(f"  {e.id}: {e.msg}" for e in errors)
         raise ImproperlyConfigured(f"refusing to serve; tenants could leak:\n{lines}")

@@ -59,3 +59,20 @@ def database(url_variable: str, dbname: str, **extra) -> dict:
         "PORT": str(parts.port or 5432),
         **extra,
     }
+
+
+# Set by the wsgi and asgi modules before the settings load: a web server process.
+SERVING = "TENANCY_SERVING"
+
+
+def owner_database(dbname: str, **extra) -> dict[str, dict]:
+    """The ``owner`` entry of DATABASES: migrations, provisioning and cross-tenant commands.
+
+    A web server serves with the runtime role alone, so it gets none even where
+    ``OWNER_DATABASE_URL`` is set (as in ``.env``): no code running in it can reach a role
+    that bypasses row-level security or creates databases. Nor does a process without the
+    variable; a command that needs the owner then says so in one line.
+    """
+    if os.environ.get(SERVING) or not env("OWNER_DATABASE_URL"):
+        return {}
+    return {"owner": database("OWNER_DATABASE_URL", dbname, **extra)}

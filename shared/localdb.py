@@ -19,7 +19,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, unquote, urlsplit
 
 from shared.env import read_env_file as read_env
 
@@ -215,28 +215,28 @@ class Cluster:
 
 
 def bootstrap(admin_url: str, owner_password: str, runtime_password: str) -> None:
-    """Run the bootstrap SQL on a server through a superuser URL."""
+    """Run the bootstrap SQL on a server through a superuser URL. Every password travels in
+    the environment of psql, never on its command line, where `ps` would show it."""
     found = shutil.which("psql")
     psql = Path(found) if found else find_bindir() / "psql"
+    server = urlsplit(admin_url)
+    env = {
+        **os.environ,
+        "PGHOST": server.hostname or "127.0.0.1",
+        "PGPORT": str(server.port or 5432),
+        "PGUSER": unquote(server.username or SUPERUSER),
+        "PGPASSWORD": unquote(server.password or ""),
+        "PGDATABASE": unquote(server.path.lstrip("/")) or "postgres",
+        "OWNER_PASSWORD": owner_password,
+        "RUNTIME_PASSWORD": runtime_password,
+    }
     result = subprocess.run(
-        [
-            str(psql),
-            "-X",
-            "-q",
-            "-v",
-            f"owner_password={owner_password}",
-            "-v",
-            f"runtime_password={runtime_password}",
-            "-d",
-            admin_url,
-            "-f",
-            str(BOOTSTRAP_SQL),
-        ],
-        capture_output=True,
-        text=True,
+        [str(psql), "-X", "-q", "-f", str(BOOTSTRAP_SQL)], capture_output=True, text=True, env=env
     )
     if result.returncode != 0:
-        raise LocalDBError(f"bootstrap SQL failed: {result.stderr.strip()}")
+        lines = result.stderr.strip().splitlines() or [f"psql exited {result.returncode}"]
+        first = next((line for line in lines if "ERROR:" in line or "FATAL:" in line), lines[0])
+        raise LocalDBError(f"bootstrap SQL failed: {first.split('ERROR:')[-1].strip()}")
 
 
 def _has_c_utf8() -> bool:
@@ -267,18 +267,29 @@ def up(base: Path, port: int, env_file: Path) -> None:
     env = read_env(env_file)
     owner_password = env.get("OWNER_PASSWORD") or secrets.token_urlsafe(12)
     runtime_password = env.get("RUNTIME_PASSWORD") or secrets.token_urlsafe(12)
+    secret_key = env.get("DJANGO_SECRET_KEY") or secrets.token_urlsafe(40)
     cluster.bootstrap(owner_password, runtime_password)
-    write_env(env_file, port, owner_password, runtime_password)
+    write_env(env_file, port, owner_password, runtime_password, secret_key)
 
 
-def write_env(env_file: Path, port: int, owner_password: str, runtime_password: str) -> None:
-    env_file.write_text(
+def write_env(
+    env_file: Path, port: int, owner_password: str, runtime_password: str, secret_key: str
+) -> None:
+    text = (
         "# Written by `make up` for the project-local cluster; the settings read it.\n"
+        "# It holds the owner role's password: readable by its owner only.\n"
         f"OWNER_PASSWORD={owner_password}\n"
         f"RUNTIME_PASSWORD={runtime_password}\n"
         f"OWNER_DATABASE_URL={url(OWNER_ROLE, owner_password, '127.0.0.1', port)}\n"
         f"RUNTIME_DATABASE_URL={url(RUNTIME_ROLE, runtime_password, '127.0.0.1', port)}\n"
+        f"DJANGO_SECRET_KEY={secret_key}\n"
     )
+    # Created with mode 0600 (never readable by others, not even for a moment), and an
+    # existing file is narrowed too.
+    fd = os.open(env_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(text)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -98,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
             "RUNTIME_DATABASE_URL": url("tenancy_app", runtime_password, host, port),
             "TENANCY_TEST_ADMIN_URL": admin_url,
             "TENANCY_ENV_FILE": os.devnull,  # a developer's .env must not redirect the tests
+            "DJANGO_SECRET_KEY": secrets.token_urlsafe(32),
             "TENANCY_RESULTS_DIR": str(workdir / "results"),  # reports of tested commands
             "PYTHONPATH": str(ROOT),
         }

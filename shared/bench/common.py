@@ -39,6 +39,7 @@ def private_cluster() -> Iterator[tuple[Cluster, dict[str, str]]]:
                     "tenancy_app", runtime_password, "127.0.0.1", cluster.port
                 ),
                 "TENANCY_ENV_FILE": os.devnull,
+                "DJANGO_SECRET_KEY": secrets.token_urlsafe(32),
             },
         )
     finally:

@@ -3,3 +3,17 @@ owner role (migrations, provisioning, cross-tenant work)."""
 
 RUNTIME_ALIAS = "default"
 OWNER_ALIAS = "owner"
+
+
+def require_owner() -> None:
+    """For commands that need the owner role: one line when it is not configured (a web
+    server never has it; see shared.env.owner_database)."""
+    from django.db import connections
+
+    from shared.env import MissingSetting
+
+    if OWNER_ALIAS not in connections.settings:
+        raise MissingSetting(
+            "this command needs the owner role: set OWNER_DATABASE_URL (the web server "
+            "never gets it; see .env.example)"
+        )

@@ -1,6 +1,5 @@
 #!/bin/sh
 # docker compose's init hook for the postgres image: the same bootstrap SQL as the local cluster.
+# OWNER_PASSWORD and RUNTIME_PASSWORD reach it through the environment (psql's \getenv).
 set -eu
-psql -v ON_ERROR_STOP=1 -U "$POSTGRES_USER" -d postgres \
-    -v owner_password="$OWNER_PASSWORD" -v runtime_password="$RUNTIME_PASSWORD" \
-    -f /bootstrap/bootstrap.sql
+psql -v ON_ERROR_STOP=1 -U "$POSTGRES_USER" -d postgres -f /bootstrap/bootstrap.sql

@@ -16,7 +16,7 @@ def compose():
 
 
 def test_services(compose):
-    assert set(compose["services"]) == {"db", "app"}
+    assert set(compose["services"]) == {"db", "setup", "app"}
     assert compose["services"]["db"]["image"] == "postgres:17"
 
 
@@ -45,17 +45,22 @@ def test_ports_are_published_on_loopback_only(compose):
     assert compose["services"]["db"]["ports"] == ["127.0.0.1:${PGPORT:-54320}:5432"]
 
 
-def test_app_waits_for_a_healthy_db(compose):
-    assert compose["services"]["app"]["depends_on"] == {"db": {"condition": "service_healthy"}}
+def test_setup_waits_for_a_healthy_db_and_the_app_for_the_setup(compose):
+    services = compose["services"]
+    assert services["setup"]["depends_on"] == {"db": {"condition": "service_healthy"}}
+    assert services["app"]["depends_on"] == {
+        "setup": {"condition": "service_completed_successfully"}
+    }
 
 
 def test_strategy_switch(compose):
-    app = compose["services"]["app"]
-    assert app["environment"]["STRATEGY"] == "${STRATEGY:-rls}"
-    command = " ".join(app["command"])
-    assert '"$$STRATEGY/manage.py" migrate' in command
-    assert 'createtestdata --accounts "$$ACCOUNTS" --if-empty' in command
-    assert 'gunicorn "$$STRATEGY.wsgi" --bind 0.0.0.0:8000' in command
+    setup, app = compose["services"]["setup"], compose["services"]["app"]
+    assert setup["environment"]["STRATEGY"] == app["environment"]["STRATEGY"] == "${STRATEGY:-rls}"
+    setup_command, app_command = " ".join(setup["command"]), " ".join(app["command"])
+    assert '"$$STRATEGY/manage.py" migrate' in setup_command
+    assert 'createtestdata --accounts "$$ACCOUNTS" --if-empty' in setup_command
+    assert 'gunicorn "$$STRATEGY.wsgi" --bind 0.0.0.0:8000' in app_command
+    assert "manage.py" not in app_command
     # Every strategy the Makefile accepts has the module the command names.
     makefile = (ROOT / "Makefile").read_text()
     strategies = next(line for line in makefile.splitlines() if line.startswith("STRATEGIES"))
@@ -64,13 +69,29 @@ def test_strategy_switch(compose):
         assert (ROOT / name / "wsgi.py").exists()
 
 
-def test_app_uses_both_roles(compose):
-    env = compose["services"]["app"]["environment"]
-    assert env["OWNER_DATABASE_URL"].startswith("postgresql://tenancy_owner:")
-    assert env["RUNTIME_DATABASE_URL"].startswith("postgresql://tenancy_app:")
+def test_only_the_setup_gets_the_owner_role(compose):
+    setup = compose["services"]["setup"]["environment"]
+    app = compose["services"]["app"]["environment"]
+    assert setup["OWNER_DATABASE_URL"].startswith("postgresql://tenancy_owner:")
+    assert setup["RUNTIME_DATABASE_URL"] == app["RUNTIME_DATABASE_URL"]
+    assert app["RUNTIME_DATABASE_URL"].startswith("postgresql://tenancy_app:")
+    # The web server holds no owner credentials in any form.
+    assert not any("owner" in f"{k}={v}".lower() for k, v in app.items())
     bootstrap = (ROOT / "shared/db/bootstrap.sql").read_text()
     assert r"\set owner_role tenancy_owner" in bootstrap
     assert r"\set runtime_role tenancy_app" in bootstrap
+
+
+def test_a_secret_key_is_required_and_passwords_stay_off_command_lines(compose):
+    for name in ("setup", "app"):
+        assert compose["services"][name]["environment"]["DJANGO_SECRET_KEY"].startswith(
+            "${DJANGO_SECRET_KEY:?"
+        )
+    script = (ROOT / "shared/db/compose-init.sh").read_text()
+    assert "password" not in script.split("set -eu", 1)[1].lower()
+    bootstrap = (ROOT / "shared/db/bootstrap.sql").read_text()
+    assert r"\getenv owner_password OWNER_PASSWORD" in bootstrap
+    assert r"\getenv runtime_password RUNTIME_PASSWORD" in bootstrap
 
 
 def test_dockerfile_installs_the_lock_file():

@@ -55,11 +55,16 @@ def test_up_is_idempotent_and_writes_env(cluster_dir, tmp_path):
     values = read_env_file(env_file)
     assert values["RUNTIME_DATABASE_URL"].startswith("postgresql://tenancy_app:")
     assert f"@127.0.0.1:{port}/" in values["OWNER_DATABASE_URL"]
+    assert len(values["DJANGO_SECRET_KEY"]) >= 40
+    # It holds the owner's password: its owner alone may read it, also when it was wider.
+    assert env_file.stat().st_mode & 0o777 == 0o600
+    env_file.chmod(0o644)
 
     second = localdb("up", *args)
     assert second.returncode == 0, second.stderr
     assert "reusing the local cluster" in second.stdout
     assert read_env_file(env_file) == values  # same passwords, so other shells keep working
+    assert env_file.stat().st_mode & 0o777 == 0o600
 
     import psycopg
 
@@ -126,3 +131,62 @@ def test_a_folder_the_server_account_cannot_reach_is_reported(tmp_path):
     )
     assert result.returncode == 1
     assert "OS account that runs PostgreSQL cannot reach" in result.stderr
+
+
+def test_bootstrap_keeps_every_password_off_the_command_line(monkeypatch):
+    """`ps` shows every process's arguments to every user of the machine."""
+    import shared.localdb
+
+    admin_url = os.environ["TENANCY_TEST_ADMIN_URL"]
+    seen: list[list[str]] = []
+    real_run = subprocess.run
+
+    def spy(args, *rest, **kwargs):
+        seen.append([str(a) for a in args])
+        return real_run(args, *rest, **kwargs)
+
+    monkeypatch.setattr(shared.localdb.subprocess, "run", spy)
+    owner, runtime = "owner-pw-" + os.urandom(6).hex(), "runtime-pw-" + os.urandom(6).hex()
+    superuser_password = admin_url.split(":")[2].split("@")[0]
+    try:
+        shared.localdb.bootstrap(admin_url, owner, runtime)
+        import psycopg
+        from psycopg.conninfo import conninfo_to_dict
+
+        server = conninfo_to_dict(admin_url)
+        with psycopg.connect(
+            host=server["host"],
+            port=server["port"],
+            user="tenancy_app",
+            password=runtime,
+            dbname="tenancy_rls",
+        ) as conn:  # the password from the environment took
+            assert conn.execute("SELECT current_user").fetchone() == ("tenancy_app",)
+    finally:
+        # Put back the passwords the rest of the run uses.
+        from django.conf import settings
+
+        shared.localdb.bootstrap(
+            admin_url,
+            settings.DATABASES["owner"]["PASSWORD"],
+            settings.DATABASES["default"]["PASSWORD"],
+        )
+    assert seen
+    for args in seen:
+        for secret in (owner, runtime, superuser_password):
+            assert not any(secret in a for a in args), args
+
+
+def test_a_server_older_than_15_is_refused_in_one_line():
+    """Before 15 every role could create objects in public. A real old server is not at hand
+    here, so the bootstrap's own check runs with an old version number in its place."""
+    import psycopg
+
+    text = (ROOT / "shared/db/bootstrap.sql").read_text()
+    block = text[text.index("DO $$") : text.index("$$;", text.index("DO $$")) + 3]
+    assert "current_setting('server_version_num')::int < 150000" in block
+    old = block.replace("current_setting('server_version_num')::int", "140011")
+    with psycopg.connect(os.environ["TENANCY_TEST_ADMIN_URL"], autocommit=True) as conn:
+        conn.execute(block)  # this server passes
+        with pytest.raises(psycopg.errors.RaiseException, match="PostgreSQL 15 or newer"):
+            conn.execute(old)

@@ -2,6 +2,7 @@ import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
+from shared.db import require_owner
 from shared.strategy import get_strategy
 
 
@@ -13,6 +14,7 @@ class Command(BaseCommand):
         parser.add_argument("--yes", action="store_true", help="do not ask for confirmation")
 
     def handle(self, *args, slug, yes, **options):
+        require_owner()
         strategy = get_strategy()
         if strategy.get_tenant(slug) is None:
             raise CommandError(f"there is no tenant {slug}")

@@ -2,6 +2,7 @@ import json
 
 from django.core.management.base import BaseCommand
 
+from shared.db import require_owner
 from shared.strategy import get_strategy
 from shared.tenancy import activate
 
@@ -13,6 +14,7 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="one JSON document")
 
     def handle(self, *args, **options):
+        require_owner()
         strategy = get_strategy()
         tenants = []
         for tenant in strategy.list_tenants():

@@ -2,7 +2,7 @@ from django.conf import settings
 from django.core.management.base import CommandError
 from django.core.management.commands import migrate
 
-from shared.db import OWNER_ALIAS, RUNTIME_ALIAS
+from shared.db import OWNER_ALIAS, RUNTIME_ALIAS, require_owner
 
 
 class Command(migrate.Command):
@@ -17,6 +17,8 @@ class Command(migrate.Command):
         from django.db import connections
 
         alias = options["database"]
+        if alias == OWNER_ALIAS:
+            require_owner()
         runtime_role = settings.DATABASES[RUNTIME_ALIAS]["USER"]
         if alias in connections.settings and connections.settings[alias]["USER"] == runtime_role:
             raise CommandError(

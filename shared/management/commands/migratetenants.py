@@ -6,6 +6,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from shared import migrating
+from shared.db import require_owner
 from shared.env import ROOT
 from shared.strategy import get_strategy
 
@@ -33,6 +34,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, parallel, only, retry_failed, report, **options):
+        require_owner()
         if parallel < 1:
             raise CommandError("--parallel must be at least 1")
         strategy = get_strategy()

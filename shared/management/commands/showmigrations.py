@@ -1,6 +1,6 @@
 from django.core.management.commands import showmigrations
 
-from shared.db import OWNER_ALIAS
+from shared.db import OWNER_ALIAS, require_owner
 
 
 class Command(showmigrations.Command):
@@ -9,3 +9,8 @@ class Command(showmigrations.Command):
     def add_arguments(self, parser):
         super().add_arguments(parser)
         parser.set_defaults(database=OWNER_ALIAS)
+
+    def handle(self, *args, **options):
+        if options["database"] == OWNER_ALIAS:
+            require_owner()
+        return super().handle(*args, **options)
