@@ -4,7 +4,7 @@ from collections.abc import Sequence
 
 from django.apps import apps
 from django.core.management import CommandError
-from django.db import connections, transaction
+from django.db import IntegrityError, connections, transaction
 from django.db.models import F
 
 from rls.scoping import PRIVILEGED_ALIAS
@@ -12,7 +12,7 @@ from rls.tracker.models import Account, Project, Subtask, Task, User
 from shared.copy import BULK_LOAD_SETTINGS, copy_rows, reserve_ids
 from shared.db import RUNTIME_ALIAS
 from shared.migrating import Unit
-from shared.strategy import TABLES, Strategy
+from shared.strategy import TABLES, Strategy, TenantExists
 from shared.testdata import TenantData
 
 
@@ -22,7 +22,7 @@ class RowLevelSecurity(Strategy):
     def model(self, name):
         return apps.get_model("tracker", name)
 
-    # The runtime role cannot read the account table across tenants; these two functions
+    # The runtime role cannot read the account table across tenants; two functions
     # (SECURITY DEFINER, owned by the owner role) answer exactly what Host routing and the
     # index need, and nothing more.
     def get_tenant(self, slug):
@@ -37,21 +37,30 @@ class RowLevelSecurity(Strategy):
             return [Account(id=i, slug=s, name=n) for i, s, n in cursor.fetchall()]
 
     def create_tenant(self, slug, name):
-        return Account.objects.cross_tenant().create(slug=slug, name=name)
+        self.check_slug(slug)
+        try:
+            with transaction.atomic(using=PRIVILEGED_ALIAS):
+                return Account.objects.cross_tenant().create(slug=slug, name=name)
+        except IntegrityError:  # the unique slug decides, also between concurrent creates
+            raise TenantExists(f"tenant {slug} exists already") from None
 
     def drop_tenant(self, slug):
         Account.objects.cross_tenant().filter(slug=slug).delete()
 
     def load_tenant(self, data: TenantData, *, commit: bool = True):
+        self.check_slug(data.slug)
         with transaction.atomic(using=PRIVILEGED_ALIAS):
             with connections[PRIVILEGED_ALIAS].cursor() as cursor:
                 cursor.execute(BULK_LOAD_SETTINGS)
                 cursor.execute(
                     f"INSERT INTO {Account._meta.db_table} (slug, name) VALUES (%s, %s) "
-                    "RETURNING id",
+                    "ON CONFLICT (slug) DO NOTHING RETURNING id",
                     [data.slug, data.name],
                 )
-                account_id = cursor.fetchone()[0]
+                row = cursor.fetchone()
+                if row is None:
+                    raise TenantExists(f"tenant {data.slug} exists already")
+                account_id = row[0]
                 project_ids = reserve_ids(cursor, Project._meta.db_table, len(data.projects))
                 task_ids = reserve_ids(cursor, Task._meta.db_table, len(data.tasks))
                 copy_rows(

@@ -4,6 +4,10 @@ A new tenant's schema is a copy of the reference schema (django-pgschemas' clone
 made by the ``clone_schema`` function django-pgschemas ships: much faster than running every
 migration again. The function is installed in ``public`` by the owner role, which owns
 ``public``; the runtime role could not, and does not need to.
+
+The runtime role gets rights schema by schema (``grant_serving``), never by default: none on
+the reference schema, whose rows every later clone would copy, and none on a schema's
+``django_migrations``.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ from django_pgschemas.schema import Schema
 from psycopg import sql
 
 from shared.db import OWNER_ALIAS
+from shared.db.grants import runtime_role
+from shared.db.locks import advisory_lock
 from shared.migrating import Unit, migrate_unit
 
 OWNER = OWNER_ALIAS
@@ -72,7 +78,27 @@ def install_clone_function() -> None:
 
 def reference_unit() -> Unit:
     ref = reference()
-    return Unit(ref.schema_name, OWNER, context=lambda: active_schema(ref))
+    return Unit(
+        ref.schema_name,
+        OWNER,
+        context=lambda: active_schema(ref),
+        finish=lambda: _in_owner_transaction(revoke_all, ref.schema_name),
+    )
+
+
+def tenant_unit(tenant, record) -> Unit:
+    return Unit(
+        tenant.slug,
+        OWNER,
+        record=record,
+        context=lambda: active_schema(tenant),
+        finish=lambda: _in_owner_transaction(grant_serving, tenant.schema_name),
+    )
+
+
+def _in_owner_transaction(grants, schema_name: str) -> None:
+    with transaction.atomic(using=OWNER), connections[OWNER].cursor() as cursor:
+        grants(cursor, schema_name)
 
 
 def ensure_reference() -> None:
@@ -86,13 +112,58 @@ def ensure_reference() -> None:
         raise RuntimeError(f"migrating the reference schema failed: {result.error}")
 
 
+def prepare_clone() -> None:
+    """What cloning needs, each in its own transaction: a migrated reference schema and the
+    clone function; one process at a time, or two would migrate and grant the same objects."""
+    with advisory_lock("tenancy.schemas", "reference"):
+        ensure_reference()
+        install_clone_function()
+
+
 def clone(schema_name: str) -> None:
-    ensure_reference()
-    install_clone_function()
+    """Copy the reference schema to ``schema_name``, which must not exist. Run it inside the
+    transaction that records the tenant: a failure or a killed process leaves nothing."""
     with transaction.atomic(using=OWNER), connections[OWNER].cursor() as cursor:
         cursor.execute(
             "SELECT public.clone_schema(%s, %s, 'DATA')", [reference().schema_name, schema_name]
         )
+        grant_serving(cursor, schema_name)
+
+
+def grant_serving(cursor, schema_name: str) -> None:
+    """Exactly what serving a tenant needs: its schema, DML on its tables, its sequences for
+    inserts; not its migration history."""
+    runtime = sql.Identifier(runtime_role())
+    schema = sql.Identifier(schema_name)
+    statements = [
+        "GRANT USAGE ON SCHEMA {schema} TO {runtime}",
+        "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {schema} TO {runtime}",
+        "GRANT USAGE ON ALL SEQUENCES IN SCHEMA {schema} TO {runtime}",
+    ]
+    cursor.execute(
+        "SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = %s AND c.relname = 'django_migrations'",
+        [schema_name],
+    )
+    if cursor.fetchone():
+        statements += [
+            "REVOKE ALL ON TABLE {schema}.django_migrations FROM {runtime}",
+            "REVOKE ALL ON SEQUENCE {schema}.django_migrations_id_seq FROM {runtime}",
+        ]
+    for statement in statements:
+        cursor.execute(sql.SQL(statement).format(schema=schema, runtime=runtime))
+
+
+def revoke_all(cursor, schema_name: str) -> None:
+    """Nothing for the runtime role in ``schema_name`` (the reference schema)."""
+    runtime = sql.Identifier(runtime_role())
+    schema = sql.Identifier(schema_name)
+    for statement in (
+        "REVOKE ALL ON ALL TABLES IN SCHEMA {schema} FROM {runtime}",
+        "REVOKE ALL ON ALL SEQUENCES IN SCHEMA {schema} FROM {runtime}",
+        "REVOKE ALL ON SCHEMA {schema} FROM {runtime}",
+    ):
+        cursor.execute(sql.SQL(statement).format(schema=schema, runtime=runtime))
 
 
 def drop(schema_name: str) -> None:

@@ -5,7 +5,7 @@ from functools import partial
 
 from django.apps import apps
 from django.conf import settings
-from django.db import connections, transaction
+from django.db import IntegrityError, connections, transaction
 from django.db.models import Value
 from django_pgschemas.schema import get_default_schema
 
@@ -13,8 +13,8 @@ from schemas import provisioning
 from schemas.customers.models import Account, Domain
 from schemas.provisioning import active_schema
 from shared.copy import load_contained
-from shared.migrating import Unit
-from shared.strategy import TABLES, Strategy
+from shared.slugs import SlugRefused, identifier
+from shared.strategy import TABLES, Strategy, TenantExists
 from shared.tenancy import get_current_tenant
 from shared.testdata import TenantData
 
@@ -22,7 +22,7 @@ OWNER = provisioning.OWNER
 
 
 def schema_name_for(slug: str) -> str:
-    return slug.replace("-", "_")  # a slug is a DNS label; a schema name is an identifier
+    return identifier(slug)
 
 
 def domain_for(slug: str) -> str:
@@ -52,27 +52,45 @@ class SchemaPerTenant(Strategy):
     def list_tenants(self):
         return list(Account.objects.order_by("slug"))
 
+    def reserved_names(self):
+        # Every schema that is no tenant's: provisioning never takes one over or drops it.
+        with connections[OWNER].cursor() as cursor:
+            cursor.execute(
+                "SELECT nspname FROM pg_namespace WHERE nspname NOT IN "
+                f"(SELECT schema_name FROM public.{Account._meta.db_table})"
+            )
+            schemas = {row[0] for row in cursor.fetchall()}
+        return super().reserved_names() | schemas
+
     def create_tenant(self, slug, name):
         return self._create(slug, name)
 
-    def _create(self, slug, name, fill=None):
-        """Clone the schema, then record the tenant (and ``fill`` it) in one transaction: a
-        tenant is listed only once it is whole, even if the process is killed halfway."""
+    def _create(self, slug, name, fill=None, commit=True):
+        """Record the tenant, clone its schema and ``fill`` it, all in one transaction on the
+        owner's connection (DDL is transactional in PostgreSQL). The registry's unique slug
+        decides whether the tenant exists, also between concurrent creates; a failure or a
+        killed process leaves nothing behind, so nothing ever needs dropping here."""
+        self.check_slug(slug)
         schema_name = schema_name_for(slug)
-        if provisioning.schema_exists(schema_name):
-            provisioning.drop(schema_name)  # a half-made schema from a failed attempt
-        provisioning.clone(schema_name)
-        try:
-            with transaction.atomic(using=OWNER):
-                tenant = Account.objects.using(OWNER).create(
-                    slug=slug, name=name, schema_name=schema_name
+        provisioning.prepare_clone()
+        with transaction.atomic(using=OWNER):
+            try:
+                with transaction.atomic(using=OWNER):
+                    tenant = Account.objects.using(OWNER).create(
+                        slug=slug, name=name, schema_name=schema_name
+                    )
+            except IntegrityError:
+                raise TenantExists(f"tenant {slug} exists already") from None
+            if provisioning.schema_exists(schema_name):
+                raise SlugRefused(
+                    f"{slug!r} is refused: a schema {schema_name!r} exists and is no tenant's"
                 )
-                Domain.objects.using(OWNER).create(tenant=tenant, domain=domain_for(slug))
-                if fill is not None:
-                    fill(tenant)
-        except BaseException:
-            provisioning.drop(schema_name)
-            raise
+            provisioning.clone(schema_name)
+            Domain.objects.using(OWNER).create(tenant=tenant, domain=domain_for(slug))
+            if fill is not None:
+                fill(tenant)
+            if not commit:
+                transaction.set_rollback(True, using=OWNER)
         return tenant
 
     def drop_tenant(self, slug):
@@ -88,10 +106,7 @@ class SchemaPerTenant(Strategy):
             with active_schema(tenant), connections[OWNER].cursor() as cursor:
                 load_contained(cursor, data)
 
-        tenant = self._create(data.slug, data.name, fill)
-        if not commit:
-            self.drop_tenant(data.slug)
-        return tenant
+        return self._create(data.slug, data.name, fill, commit=commit)
 
     def subtask_list(self):
         return (
@@ -125,10 +140,7 @@ class SchemaPerTenant(Strategy):
             if provisioning.schema_exists(provisioning.reference().schema_name)
             else []
         )
-        units = [
-            Unit(t.slug, OWNER, record=partial(_record, t.slug), context=partial(active_schema, t))
-            for t in tenants
-        ]
+        units = [provisioning.tenant_unit(t, partial(_record, t.slug)) for t in tenants]
         return before, units
 
 

@@ -24,6 +24,9 @@ class Unit:
     record: Callable[[Result], None] = lambda result: None
     # What selects the unit on that connection (django-pgschemas: the schema).
     context: Callable[[], AbstractContextManager] = nullcontext
+    # Run after the migrations, inside the context, also when none were pending: rights that
+    # the unit's tables need (schemas grants them schema by schema).
+    finish: Callable[[], None] = lambda: None
 
 
 @dataclass
@@ -53,6 +56,7 @@ def migrate_unit(unit: Unit) -> Result:
     try:
         with unit.context():
             result = _migrate(unit)
+            unit.finish()
     except Exception as exc:  # every failure is reported; none hides another
         result = Result(unit.name, "failed", error=str(exc).strip().splitlines()[0])
     finally:

@@ -22,6 +22,10 @@ if TYPE_CHECKING:
 TABLES = ("user", "project", "task", "subtask")
 
 
+class TenantExists(Exception):
+    """Creating a tenant whose slug the registry already holds: nothing was changed."""
+
+
 class Strategy(ABC):
     name: str
 
@@ -38,14 +42,35 @@ class Strategy(ABC):
         """Every tenant, ordered by slug, for the index on the bare host."""
 
     @abstractmethod
-    def create_tenant(self, slug: str, name: str) -> Tenant: ...
+    def create_tenant(self, slug: str, name: str) -> Tenant:
+        """Create an empty tenant. Raises ``SlugRefused`` (see ``check_slug``) or
+        ``TenantExists`` before anything is created, and never drops or takes over anything
+        it did not create in the same call."""
+
+    def check_slug(self, slug: str) -> None:
+        """Raise ``shared.slugs.SlugRefused`` unless ``slug`` may name a new tenant."""
+        from shared.slugs import check_slug
+
+        check_slug(slug, self.reserved_names())
+
+    def reserved_names(self) -> set[str]:
+        """Names taken on the server right now. Every role: a schema named after a role is on
+        that role's default ``search_path`` (``"$user", public``)."""
+        from django.db import connections
+
+        from shared.db import OWNER_ALIAS
+
+        with connections[OWNER_ALIAS].cursor() as cursor:
+            cursor.execute("SELECT rolname FROM pg_roles")
+            return {row[0] for row in cursor.fetchall()}
 
     @abstractmethod
     def drop_tenant(self, slug: str) -> None: ...
 
     @abstractmethod
     def load_tenant(self, data: TenantData, *, commit: bool = True) -> Tenant:
-        """Create the tenant and bulk-load its rows, all or nothing."""
+        """Create the tenant and bulk-load its rows, all or nothing. Refuses a slug as
+        ``create_tenant`` does."""
 
     @abstractmethod
     def migration_units(

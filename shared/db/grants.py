@@ -66,6 +66,12 @@ def grant_runtime_role_in_new_schemas() -> migrations.RunPython:
     return migrations.RunPython(_everywhere("GRANT"), _everywhere("REVOKE"))
 
 
+def stop_granting_runtime_role_in_new_schemas() -> migrations.RunPython:
+    """Undo ``grant_runtime_role_in_new_schemas`` from here on: new schemas, tables and
+    sequences give the runtime role nothing until it is granted explicitly."""
+    return migrations.RunPython(_everywhere("REVOKE"), _everywhere("GRANT"))
+
+
 def grant_select(*tables: str) -> migrations.RunPython:
     """Read-only access for the runtime role to tables that already exist."""
 
@@ -82,3 +88,34 @@ def grant_select(*tables: str) -> migrations.RunPython:
             cursor.execute(f"REVOKE SELECT ON {names} FROM {role}")
 
     return migrations.RunPython(run, reverse)
+
+
+def _id_writes(action: str, tables: tuple[str, ...]):
+    def run(apps, schema_editor):
+        role = schema_editor.quote_name(runtime_role())
+        with schema_editor.connection.cursor() as cursor:
+            for table in tables:
+                name = schema_editor.quote_name(table)
+                if action == "REVOKE":
+                    cursor.execute(
+                        "SELECT column_name FROM information_schema.columns "
+                        "WHERE table_schema = current_schema() AND table_name = %s "
+                        "AND column_name <> 'id' ORDER BY ordinal_position",
+                        [table],
+                    )
+                    columns = ", ".join(schema_editor.quote_name(c) for (c,) in cursor.fetchall())
+                    cursor.execute(f"REVOKE INSERT, UPDATE ON {name} FROM {role}")
+                    cursor.execute(
+                        f"GRANT INSERT ({columns}), UPDATE ({columns}) ON {name} TO {role}"
+                    )
+                else:
+                    cursor.execute(f"GRANT INSERT, UPDATE ON {name} TO {role}")
+
+    return run
+
+
+def writes_except_ids(*tables: str) -> migrations.RunPython:
+    """The runtime role may insert and update every column of ``tables`` but ``id``: ids come
+    from the sequence, never from the client. A migration that adds a column to one of these
+    tables runs this again, or the runtime role cannot write the new column."""
+    return migrations.RunPython(_id_writes("REVOKE", tables), _id_writes("GRANT", tables))

@@ -255,7 +255,7 @@ def _outcome(strategy, tenant, task_id) -> tuple:
     return (None, None)
 
 
-@pytest.mark.case("foreign-key-probe")
+@pytest.mark.case("key-probes")
 def test_a_foreign_key_to_another_tenants_row_tells_nothing(live_db, strategy, tenant_a, tenant_b):
     """B points a subtask at an id that is A's task and at one that is nobody's: the answers
     must be the same, or B could map A's ids."""

@@ -132,7 +132,7 @@ def test_orm_writes_by_other_tenants_ids_leave_its_rows_alone(
         transaction.set_rollback(True, using=alias)
 
 
-@pytest.mark.case("foreign-key-probe")
+@pytest.mark.case("key-probes")
 def test_a_child_never_lands_under_another_tenants_parent(live_db, strategy, tenant_a, tenant_b):
     subtask = strategy.model("subtask")
     with activate(tenant_b.tenant):

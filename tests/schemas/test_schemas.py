@@ -83,8 +83,9 @@ def test_the_search_path_is_never_set_for_the_session(live_db, tenant_a):
         with connection.cursor() as cursor:
             cursor.execute("SELECT current_schemas(false)")
             assert cursor.fetchone()[0] == [tenant_a.tenant.schema_name, "public"]
-    # What the session itself carries, read without the backend's wrapper.
-    assert connection.connection.execute("SHOW search_path").fetchone()[0] == '"$user", public'
+    # What the session itself carries, read without the backend's wrapper: the runtime role's
+    # own default (shared/db/bootstrap.sql), never a tenant's schema.
+    assert connection.connection.execute("SHOW search_path").fetchone()[0] == "public"
 
 
 def test_a_request_that_fails_halfway_leaves_nothing_behind(live_db, strategy, tenant_a, tenant_b):

@@ -1,7 +1,8 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from shared.hosts import SLUG_RE
-from shared.strategy import get_strategy
+from shared.db import require_owner
+from shared.slugs import SlugRefused
+from shared.strategy import TenantExists, get_strategy
 
 
 class Command(BaseCommand):
@@ -18,14 +19,8 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, slug, name, server, **options):
-        if not SLUG_RE.match(slug):
-            raise CommandError(
-                f"{slug!r} is not a valid slug: lowercase letters, digits and "
-                "hyphens, at most 63, not starting or ending with a hyphen"
-            )
+        require_owner()
         strategy = get_strategy()
-        if strategy.get_tenant(slug) is not None:
-            raise CommandError(f"tenant {slug} exists already")
         extra = {}
         if server:
             if not getattr(strategy, "places_tenants_on_servers", False):
@@ -39,6 +34,8 @@ class Command(BaseCommand):
             extra = {"host": host, "port": int(port)}
         try:
             tenant = strategy.create_tenant(slug, name or slug, **extra)
+        except (SlugRefused, TenantExists) as exc:
+            raise CommandError(f"{exc}; nothing was changed") from None
         except Exception as exc:
             raise CommandError(
                 f"creating {slug} failed: {str(exc).strip().splitlines()[0]}. "

@@ -8,7 +8,8 @@ from django.contrib.auth.hashers import make_password
 from django.core.management.base import BaseCommand, CommandError
 from django.db import Error as DatabaseError
 
-from shared.strategy import TABLES, get_strategy
+from shared.db import require_owner
+from shared.strategy import TABLES, TenantExists, get_strategy
 from shared.testdata import TenantData, Volumes, generate_tenant, slug_for
 
 COLUMNS = ("account", *TABLES)
@@ -81,6 +82,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options):
+        require_owner()
         volumes = self.volumes(options)
         count, jobs = options["accounts"], options["jobs"]
         if count < 1:
@@ -158,7 +160,7 @@ class Command(BaseCommand):
                 if now - last >= 1 or done == len(jobs):
                     last = now
                     self.progress(done, len(jobs), sum(created.values()), now - started)
-        except DatabaseError as exc:
+        except (DatabaseError, TenantExists) as exc:
             raise CommandError(
                 f"loading account {done + 1} of {len(jobs)} failed and was rolled back; the "
                 f"{done} before it are complete ({str(exc).strip().splitlines()[0]}). Run again "
