@@ -3,10 +3,17 @@
 A tenant's database is a copy of a migrated template database (``CREATE DATABASE ...
 TEMPLATE``), which is much faster than migrating every new database. The template lives on
 each server that holds tenants, and is migrated again whenever the migrations change.
+
+Each tenant database has a login role of its own, named like the database, which alone may
+connect to it and use its tables: one tenant's session cannot reach another's database, read
+its size, or see its queries in pg_stat_activity. The roles are made and dropped through the
+bootstrap's ``tenancy_roles`` functions (the owner has no CREATEROLE); their passwords are
+derived (multidb.credentials).
 """
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 import psycopg
@@ -16,8 +23,10 @@ from django.db import connections
 from django.db.migrations.executor import MigrationExecutor
 from psycopg import sql
 
+from multidb.credentials import role_password
 from multidb.routing import alias_for, forget
 from shared.db import OWNER_ALIAS, RUNTIME_ALIAS
+from shared.db.locks import advisory_lock
 
 
 @dataclass(frozen=True)
@@ -28,6 +37,10 @@ class Place:
     db_name: str
     db_host: str = ""
     db_port: int | None = None
+
+    @property
+    def pk(self) -> str:
+        return self.slug  # what alias_for() keys a tenant's connections by
 
 
 def catalogue_name() -> str:
@@ -77,14 +90,46 @@ def applied_label(alias: str) -> str:
     return f"{leaf[0]}.{leaf[1]}"
 
 
-def restrict_connect(conn: psycopg.Connection, name: str, runtime: bool) -> None:
+def restrict_connect(conn: psycopg.Connection, name: str, role: str | None) -> None:
+    """Only ``role`` (and the owner) may connect to database ``name``."""
     conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(sql.Identifier(name)))
-    if runtime:
+    runtime = settings.DATABASES[RUNTIME_ALIAS]["USER"]
+    conn.execute(
+        sql.SQL("REVOKE ALL ON DATABASE {} FROM {}").format(
+            sql.Identifier(name), sql.Identifier(runtime)
+        )
+    )
+    if role:
         conn.execute(
             sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(
-                sql.Identifier(name), sql.Identifier(settings.DATABASES[RUNTIME_ALIAS]["USER"])
+                sql.Identifier(name), sql.Identifier(role)
             )
         )
+
+
+def set_role(conn: psycopg.Connection, role: str, generation: int) -> None:
+    """Create the tenant's role, or give the tenant role of that name its current password."""
+    conn.execute(
+        "SELECT tenancy_roles.set_tenant_role(%s, %s)", [role, role_password(role, generation)]
+    )
+
+
+def grant_tenant_role(alias: str) -> None:
+    """In the tenant's database (``alias``: the owner's connection to it), exactly what serving
+    needs for the role named like the database: DML on its tables and the sequences for
+    inserts, not the migration history. Run after every migration, which may add tables."""
+    with connections[alias].cursor() as cursor:
+        cursor.execute("SELECT current_database() FROM pg_roles WHERE rolname = current_database()")
+        if not (row := cursor.fetchone()):
+            return  # the template: nobody serves from it
+        role = sql.Identifier(row[0])
+        for statement in (
+            "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}",
+            "GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {role}",
+            "REVOKE ALL ON TABLE django_migrations FROM {role}",
+            "REVOKE ALL ON SEQUENCE django_migrations_id_seq FROM {role}",
+        ):
+            cursor.execute(sql.SQL(statement).format(role=role))
 
 
 def ensure_template(host: str = "", port: int | None = None) -> Place:
@@ -92,7 +137,7 @@ def ensure_template(host: str = "", port: int | None = None) -> Place:
     with server_connection(host, port) as conn:
         if not database_exists(conn, place.db_name):
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(place.db_name)))
-            restrict_connect(conn, place.db_name, runtime=False)
+            restrict_connect(conn, place.db_name, role=None)
     alias = alias_for(place, owner=True)
     try:
         if pending_migrations(alias):
@@ -102,16 +147,39 @@ def ensure_template(host: str = "", port: int | None = None) -> Place:
     return place
 
 
-def create_database(name: str, host: str = "", port: int | None = None) -> None:
+class DatabaseTaken(Exception):
+    pass
+
+
+def slug_lock(slug: str) -> AbstractContextManager:
+    """One provisioning of ``slug`` at a time, across processes (CREATE DATABASE cannot run
+    inside the transaction a row lock would need)."""
+    return advisory_lock("tenancy.multidb.provision", slug)
+
+
+def create_database(
+    name: str, host: str = "", port: int | None = None, *, generation: int = 1, adopt: bool = False
+) -> None:
+    """Create the tenant's database from the template, and its role. An existing database is
+    used only when ``adopt`` says the catalogue recorded it as this tenant's (an earlier
+    attempt made it); otherwise ``DatabaseTaken``."""
     place = ensure_template(host, port)
     with server_connection(host, port) as conn:
+        if database_exists(conn, name) and not adopt:
+            raise DatabaseTaken(f"a database {name!r} exists and is no tenant's")
+        set_role(conn, name, generation)
         if not database_exists(conn, name):
             conn.execute(
                 sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
                     sql.Identifier(name), sql.Identifier(place.db_name)
                 )
             )
-        restrict_connect(conn, name, runtime=True)
+        restrict_connect(conn, name, role=name)
+    alias = alias_for(Place(f"_new@{name}", name, host, port), owner=True)
+    try:
+        grant_tenant_role(alias)
+    finally:
+        forget(Place(f"_new@{name}", name, host, port))
 
 
 def drop_database(tenant) -> None:
@@ -122,3 +190,4 @@ def drop_database(tenant) -> None:
                 sql.Identifier(tenant.db_name)
             )
         )
+        conn.execute("SELECT tenancy_roles.drop_tenant_role(%s)", [tenant.db_name])

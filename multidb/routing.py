@@ -1,9 +1,9 @@
 """Which database a query goes to, and how many tenant connections stay open.
 
-Each tenant's database gets a connection alias the first time it is needed (``tenant:<slug>``
-for the runtime role, ``owner:<slug>`` for the owner role), built from the ``default`` or
-``owner`` settings with the tenant's database name and server. A tenant created while the
-server runs is therefore served at once, with nothing to restart.
+Each tenant's database gets a connection alias the first time it is needed (``tenant:<id>``
+for the runtime role, ``owner:<id>`` for the owner role, by the catalogue's id), built from
+the ``default`` or ``owner`` settings with the tenant's database name and server. A tenant
+created while the server runs is therefore served at once, with nothing to restart.
 
 Connections to tenant databases are closed when the request ends (``CONN_MAX_AGE = 0``): kept
 open, they would multiply with tenants, and under ASGI each request's thread is short-lived, so
@@ -21,6 +21,7 @@ from collections import OrderedDict
 from django.conf import settings
 from django.db import connections
 
+from multidb.credentials import role_password
 from shared.db import OWNER_ALIAS, RUNTIME_ALIAS
 from shared.tenancy import get_current_tenant
 
@@ -35,16 +36,28 @@ class NoTenantError(Exception):
 
 
 def alias_for(tenant, *, owner: bool = False) -> str:
-    alias = f"{OWNER_PREFIX if owner else RUNTIME_PREFIX}{tenant.slug}"
-    if alias not in connections.settings:
-        base = connections.settings[OWNER_ALIAS if owner else RUNTIME_ALIAS]
+    # Keyed by the catalogue's id, never the slug: a slug dropped and created again (perhaps
+    # on another server) is another tenant, and must not find the old one's settings here.
+    alias = f"{OWNER_PREFIX if owner else RUNTIME_PREFIX}{tenant.pk}"
+    base = connections.settings[OWNER_ALIAS if owner else RUNTIME_ALIAS]
+    where = {
+        "NAME": tenant.db_name,
+        "HOST": tenant.db_host or base["HOST"],
+        "PORT": str(tenant.db_port or base["PORT"]),
+    }
+    if not owner:  # the tenant's own role (multidb.provisioning), never one shared by all
+        password = role_password(tenant.db_name, tenant.role_generation)
+        where |= {"USER": tenant.db_name, "PASSWORD": password}
+    known = connections.settings.get(alias)
+    if known is not None and any(known[k] != v for k, v in where.items()):
+        _unregister(alias)  # moved, or a new password: never keep the old connection
+        known = None
+    if known is None:
         conf = copy.deepcopy(base)
         options = dict(conf.get("OPTIONS", {}))
         options.pop("pool", None)  # one pool per tenant would multiply connections by tenants
         conf.update(
-            NAME=tenant.db_name,
-            HOST=tenant.db_host or base["HOST"],
-            PORT=str(tenant.db_port or base["PORT"]),
+            **where,
             OPTIONS=options,
             ATOMIC_REQUESTS=False,  # per-request atomicity: see multidb.middleware
             CONN_MAX_AGE=0,
@@ -58,12 +71,16 @@ def alias_for(tenant, *, owner: bool = False) -> str:
 
 def forget(tenant) -> None:
     """Close and unregister a tenant's aliases (its database is being dropped)."""
-    for alias in (f"{RUNTIME_PREFIX}{tenant.slug}", f"{OWNER_PREFIX}{tenant.slug}"):
-        if alias in connections.settings:
-            connections[alias].close()
-            del connections[alias]
-            del connections.settings[alias]
-        _recent().pop(alias, None)
+    for alias in (f"{RUNTIME_PREFIX}{tenant.pk}", f"{OWNER_PREFIX}{tenant.pk}"):
+        _unregister(alias)
+
+
+def _unregister(alias: str) -> None:
+    if alias in connections.settings:
+        connections[alias].close()
+        del connections[alias]
+        del connections.settings[alias]
+    _recent().pop(alias, None)
 
 
 def _recent() -> OrderedDict:
@@ -102,7 +119,7 @@ class TenantRouter:
         db = getattr(getattr(instance, "_state", None), "db", None)
         # Compared by name: registering the owner alias here would also count it against this
         # thread's connection budget on every query.
-        if db is not None and db not in (alias, f"{OWNER_PREFIX}{tenant.slug}"):
+        if db is not None and db not in (alias, f"{OWNER_PREFIX}{tenant.pk}"):
             raise NoTenantError(
                 f"this {model.__name__} was loaded from {db} but {tenant.slug} is active"
             )

@@ -14,17 +14,14 @@ from multidb.routing import alias_for
 from shared.copy import load_contained
 from shared.db import OWNER_ALIAS
 from shared.migrating import Result, Unit
-from shared.strategy import TABLES, Strategy
+from shared.slugs import SlugRefused
+from shared.strategy import TABLES, Strategy, TenantExists
 from shared.tenancy import get_current_tenant
 from shared.testdata import TenantData
 
 # Resolved tenants are remembered this long per process; a tenant created elsewhere is found
 # at once (misses always ask the catalogue), a dropped one is forgotten within this time.
 CACHE_SECONDS = 2.0
-
-
-class TenantExists(Exception):
-    pass
 
 
 class DatabasePerTenant(Strategy):
@@ -54,13 +51,40 @@ class DatabasePerTenant(Strategy):
     def list_tenants(self):
         return list(Tenant.objects.filter(state=Tenant.State.READY).order_by("slug"))
 
+    def reserved_names(self):
+        # Every database that is no tenant's, as the slug that would map onto it (the
+        # template's, any other the owner can see): provisioning never takes one over.
+        prefix = provisioning.database_name("")
+        with connections[OWNER_ALIAS].cursor() as cursor:
+            cursor.execute(
+                "SELECT substr(datname, %s) FROM pg_database WHERE starts_with(datname, %s) "
+                f"AND datname NOT IN (SELECT db_name FROM {Tenant._meta.db_table})",
+                [len(prefix) + 1, prefix],
+            )
+            databases = {row[0] for row in cursor.fetchall()}
+        return super().reserved_names() | databases
+
+    def check_slug(self, slug):
+        super().check_slug(slug)
+        name = provisioning.database_name(slug)
+        if len(name.encode()) > 63:  # PostgreSQL would cut it, and two slugs could meet
+            raise SlugRefused(
+                f"{slug!r} is refused: its database name {name!r} is longer than 63 bytes"
+            )
+
     def create_tenant(
         self, slug, name, *, host: str = "", port: int | None = None, ready: bool = True
     ):
         """Record the tenant as provisioning, create its database from the template, grant
         the runtime role, and only then mark it ready (or leave that to the caller). A failure
-        leaves it `failed`, with the reason; calling again finishes the job."""
-        tenant, _ = Tenant.objects.using(OWNER_ALIAS).get_or_create(
+        leaves it `failed`, with the reason; calling again finishes the job. One process at a
+        time provisions a slug (an advisory lock), and the catalogue decides whether it exists."""
+        self.check_slug(slug)
+        with provisioning.slug_lock(slug):
+            return self._create(slug, name, host, port, ready)
+
+    def _create(self, slug, name, host, port, ready):
+        tenant, created = Tenant.objects.using(OWNER_ALIAS).get_or_create(
             slug=slug,
             defaults={
                 "name": name,
@@ -72,8 +96,18 @@ class DatabasePerTenant(Strategy):
         if tenant.state == Tenant.State.READY:
             raise TenantExists(f"tenant {slug} exists already")
         try:
-            provisioning.create_database(tenant.db_name, tenant.db_host, tenant.db_port)
+            # A database the catalogue did not record as this tenant's is someone else's.
+            provisioning.create_database(
+                tenant.db_name,
+                tenant.db_host,
+                tenant.db_port,
+                generation=tenant.role_generation,
+                adopt=not created,
+            )
             tenant.migration = provisioning.applied_label(alias_for(tenant, owner=True))
+        except provisioning.DatabaseTaken as exc:
+            tenant.delete(using=OWNER_ALIAS)
+            raise SlugRefused(f"{slug!r} is refused: {exc}") from None
         except Exception as exc:
             tenant.state, tenant.error = Tenant.State.FAILED, str(exc).strip()
             tenant.save(using=OWNER_ALIAS)
@@ -99,6 +133,11 @@ class DatabasePerTenant(Strategy):
         tenant.delete(using=OWNER_ALIAS)
 
     def load_tenant(self, data: TenantData, *, commit: bool = True):
+        self.check_slug(data.slug)
+        with provisioning.slug_lock(data.slug):
+            return self._load(data, commit)
+
+    def _load(self, data: TenantData, commit: bool):
         # A tenant that is not ready is what a killed earlier attempt left: its database may
         # hold some rows or all of them. Start it over.
         if (
@@ -107,7 +146,7 @@ class DatabasePerTenant(Strategy):
             .exclude(state=Tenant.State.READY)
         ):
             self.drop_tenant(data.slug)
-        tenant = self.create_tenant(data.slug, data.name, ready=False)
+        tenant = self._create(data.slug, data.name, "", None, ready=False)
         alias = alias_for(tenant, owner=True)
         try:
             with transaction.atomic(using=alias), connections[alias].cursor() as cursor:
@@ -161,7 +200,14 @@ class DatabasePerTenant(Strategy):
                 if provisioning.database_exists(conn, place.db_name):
                     templates.append(Unit(place.slug, alias_for(place, owner=True)))
         units = [
-            Unit(t.slug, alias_for(t, owner=True), record=partial(_record, t.pk)) for t in tenants
+            Unit(
+                t.slug,
+                alias,
+                record=partial(_record, t.pk),
+                finish=partial(provisioning.grant_tenant_role, alias),
+            )
+            for t in tenants
+            for alias in [alias_for(t, owner=True)]
         ]
         return templates, units
 

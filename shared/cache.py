@@ -7,6 +7,7 @@ from shared.tenancy import get_current_tenant
 
 def tenant_key(key: str, key_prefix: str, version: int) -> str:
     tenant = get_current_tenant()
-    # Slugs are [a-z0-9-] (shared.hosts), so neither can fake the other's prefix; "~" is none.
-    scope = "~" if tenant is None else tenant.slug
+    # The tenant's permanent id, not its slug: a slug dropped and created again is another
+    # tenant, which must not find the old one's values. "~" is no tenant.
+    scope = "~" if tenant is None else f"t{tenant.pk}"
     return f"{key_prefix}:{version}:{scope}:{key}"

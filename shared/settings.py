@@ -54,7 +54,10 @@ TENANCY_POOL = {
 TENANCY_RUNTIME_POOLING = env("RUNTIME_DATABASE_POOLING", "session").lower()
 _TRANSACTION_POOLING = TENANCY_RUNTIME_POOLING == "transaction"
 RUNTIME_DATABASE = {"ATOMIC_REQUESTS": True, "DISABLE_SERVER_SIDE_CURSORS": _TRANSACTION_POOLING}
-RUNTIME_OPTIONS = {"pool": TENANCY_POOL} | (
+# Parameters are bound on the server: one role serves every tenant, and a session of that role
+# sees the text of the others' queries in pg_stat_activity, which with values bound on the
+# client would carry another tenant's search terms and ids.
+RUNTIME_OPTIONS = {"pool": TENANCY_POOL, "server_side_binding": True} | (
     {"prepare_threshold": None} if _TRANSACTION_POOLING else {}
 )
 

@@ -21,6 +21,8 @@ class Tenant(AbstractAccount):
     migration = models.CharField(max_length=200, blank=True)
     error = models.TextField(blank=True)
     migration_error = models.TextField(blank=True)
+    # Which password the tenant's database role has (multidb.provisioning.role_password).
+    role_generation = models.PositiveIntegerField(default=1)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -69,3 +69,76 @@ WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = db) \gexec
 SELECT format('REVOKE ALL ON DATABASE %I FROM PUBLIC', db),
        format('GRANT CONNECT ON DATABASE %I TO %I', db, :'runtime_role')
 FROM unnest(ARRAY['tenancy_rls', 'tenancy_multidb', 'tenancy_schemas']) AS db \gexec
+
+-- multidb: a login role per tenant database, named like the database, so that one tenant's
+-- session can neither connect to another's database (nor read its size) nor see its queries
+-- in pg_stat_activity. The owner role makes and drops them through the two functions below,
+-- and has no CREATEROLE itself: before PostgreSQL 16 that attribute could grant itself
+-- pg_execute_server_program and the like. Every tenant role is a member of tenancy_tenant,
+-- which grants nothing: it marks the roles the functions may touch.
+SELECT 'CREATE ROLE tenancy_tenant NOLOGIN'
+WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'tenancy_tenant') \gexec
+SELECT 'CREATE ROLE tenancy_roles NOLOGIN CREATEROLE'
+WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'tenancy_roles') \gexec
+ALTER ROLE tenancy_roles NOLOGIN NOSUPERUSER CREATEROLE NOCREATEDB NOBYPASSRLS;
+GRANT tenancy_tenant TO tenancy_roles WITH ADMIN OPTION;
+
+-- In the maintenance database, where provisioning connects to create databases.
+\connect postgres
+CREATE SCHEMA IF NOT EXISTS tenancy_roles AUTHORIZATION tenancy_roles;
+REVOKE ALL ON SCHEMA tenancy_roles FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION tenancy_roles.is_tenant_role(p_name text) RETURNS boolean
+    LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog
+    AS $$
+        SELECT EXISTS (
+            SELECT FROM pg_auth_members m
+            JOIN pg_roles r ON r.oid = m.member
+            WHERE r.rolname = p_name
+              AND NOT (r.rolsuper OR r.rolcreaterole OR r.rolcreatedb OR r.rolbypassrls)
+              AND m.roleid = (SELECT oid FROM pg_roles WHERE rolname = 'tenancy_tenant'))
+    $$;
+
+-- Creates the tenant role, or sets a new password on one that is a tenant role already.
+CREATE OR REPLACE FUNCTION tenancy_roles.set_tenant_role(p_name text, p_password text)
+    RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog
+    AS $$
+    BEGIN
+        IF p_name ~ '^pg_' OR p_name = '' OR octet_length(p_name) > 63 THEN
+            RAISE EXCEPTION 'not a tenant role name: %', p_name;
+        END IF;
+        IF EXISTS (SELECT FROM pg_roles WHERE rolname = p_name) THEN
+            IF NOT tenancy_roles.is_tenant_role(p_name) THEN
+                RAISE EXCEPTION 'a role % exists and is no tenant''s', p_name;
+            END IF;
+            EXECUTE format('ALTER ROLE %I PASSWORD %L', p_name, p_password);
+        ELSE
+            EXECUTE format(
+                'CREATE ROLE %I LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS '
+                'NOREPLICATION NOINHERIT PASSWORD %L IN ROLE tenancy_tenant',
+                p_name, p_password);
+            EXECUTE format('ALTER ROLE %I SET search_path = public', p_name);
+        END IF;
+    END
+    $$;
+
+CREATE OR REPLACE FUNCTION tenancy_roles.drop_tenant_role(p_name text)
+    RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog
+    AS $$
+    BEGIN
+        IF tenancy_roles.is_tenant_role(p_name) THEN
+            EXECUTE format('DROP ROLE %I', p_name);
+        ELSIF EXISTS (SELECT FROM pg_roles WHERE rolname = p_name) THEN
+            RAISE EXCEPTION 'a role % exists and is no tenant''s', p_name;
+        END IF;
+    END
+    $$;
+
+ALTER FUNCTION tenancy_roles.is_tenant_role(text) OWNER TO tenancy_roles;
+ALTER FUNCTION tenancy_roles.set_tenant_role(text, text) OWNER TO tenancy_roles;
+ALTER FUNCTION tenancy_roles.drop_tenant_role(text) OWNER TO tenancy_roles;
+REVOKE ALL ON FUNCTION tenancy_roles.is_tenant_role(text),
+    tenancy_roles.set_tenant_role(text, text), tenancy_roles.drop_tenant_role(text) FROM PUBLIC;
+SELECT format('GRANT USAGE ON SCHEMA tenancy_roles TO %I', :'owner_role') \gexec
+SELECT format('GRANT EXECUTE ON FUNCTION tenancy_roles.set_tenant_role(text, text), '
+              'tenancy_roles.drop_tenant_role(text) TO %I', :'owner_role') \gexec

@@ -19,6 +19,8 @@ from multidb.routing import NoTenantError, alias_for
 from shared.localdb import free_port
 from shared.tenancy import activate
 
+LATEST = "tracker.0002_tenant_role_rights"  # the newest migration of the tenant databases
+
 
 def tables(alias: str) -> set[str]:
     with connections[alias].cursor() as cursor:
@@ -41,7 +43,7 @@ def test_the_catalogue_records_where_and_what(live_db, tenant_a):
     row = Tenant.objects.get(slug=tenant_a.slug)
     assert row.state == Tenant.State.READY
     assert row.db_name == f"{settings.DATABASES['owner']['NAME']}_{tenant_a.slug}"
-    assert row.migration == "tracker.0001_initial"
+    assert row.migration == LATEST
     assert row.error == "" and row.migration_error == ""
 
 
@@ -72,7 +74,8 @@ def test_the_runtime_role_reads_the_catalogue_and_changes_nothing(live_db, tenan
             "SELECT current_user, count(*) FROM pg_class WHERE relowner = "
             "(SELECT oid FROM pg_roles WHERE rolname = current_user)"
         )
-        assert cursor.fetchone() == (settings.DATABASES["default"]["USER"], 0)
+        # The tenant database's own role (multidb.provisioning), owning nothing.
+        assert cursor.fetchone() == (tenant_a.tenant.db_name, 0)
         with (
             pytest.raises(ProgrammingError, match="permission denied"),
             transaction.atomic(using=alias_for(tenant_a.tenant)),
@@ -162,8 +165,9 @@ def test_open_connections_stay_bounded_across_200_tenants(cleanup, strategy):
     conf = settings.DATABASES["default"]
     with connections["owner"].cursor() as cursor:
         cursor.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE usename = %s AND datname LIKE %s",
-            [conf["USER"], f"{conf['NAME']}\\_tenant-%"],
+            # Each tenant database is served by its own role, named like it.
+            "SELECT count(*) FROM pg_stat_activity WHERE usename = datname AND datname LIKE %s",
+            [f"{conf['NAME']}\\_tenant-%"],
         )
         open_tenant_connections = cursor.fetchone()[0]
     print(
@@ -206,7 +210,7 @@ def test_migratetenants_carries_on_past_a_failure_and_retries_it(cleanup, strate
     assert "already exists" in results["tenant-802"]["error"]
     assert "tenant-802: failed" in out.getvalue()
     assert Tenant.objects.get(slug="tenant-802").migration_error
-    assert Tenant.objects.get(slug="tenant-801").migration == "tracker.0001_initial"
+    assert Tenant.objects.get(slug="tenant-801").migration == LATEST
 
     with connections[broken].cursor() as cursor:
         cursor.execute("DROP TABLE tracker_project")

@@ -107,3 +107,36 @@ def test_a_stopped_tenant_server_is_a_503_for_that_tenant_only(
         assert "Remote subtask" in response.content.decode()
     finally:
         strategy.drop_tenant(slug)
+
+
+def test_a_slug_made_again_elsewhere_by_another_process_is_served_from_there(
+    live_db, strategy, second_server
+):
+    """This process keeps a connection alias per tenant. Another process drops the tenant and
+    makes the slug again on another server: this process must follow the catalogue, which it
+    can only do if its aliases are keyed by the tenant's permanent id, not by the slug."""
+    import subprocess
+    import sys
+
+    from tests.contract.test_faults import ROOT, app_env
+
+    slug = "tenant-889"
+    strategy.create_tenant(slug, "Here First")
+
+    def manage(*args: str) -> None:
+        command = [sys.executable, str(ROOT / "multidb" / "manage.py"), *args]
+        result = subprocess.run(command, capture_output=True, text=True, env=app_env())
+        assert result.returncode == 0, result.stderr
+
+    try:
+        with activate(strategy.get_tenant(slug)):
+            strategy.model("project").objects.create(name="On the first server")
+        manage("droptenant", slug, "--yes")
+        manage("createtenant", slug, "--server", f"127.0.0.1:{second_server.port}")
+        strategy._cache.clear()  # as 2 s later
+        with activate(strategy.get_tenant(slug)):
+            strategy.model("project").objects.create(name="On the second server")
+            names = list(strategy.model("project").objects.values_list("name", flat=True))
+        assert names == ["On the second server"]
+    finally:
+        strategy.drop_tenant(slug)

@@ -1,0 +1,140 @@
+"""A login role per tenant database: what one tenant's session can learn of another's."""
+
+from __future__ import annotations
+
+import io
+
+import psycopg
+import pytest
+from django.core.management import CommandError, call_command
+from django.db import DatabaseError, connections, transaction
+from django.test import Client
+from psycopg import sql
+
+from multidb import provisioning
+from multidb.catalogue.models import Tenant
+from multidb.credentials import role_password
+from multidb.routing import alias_for
+from shared.db import OWNER_ALIAS
+from shared.slugs import SlugRefused
+from shared.tenancy import activate
+
+
+def refused(alias: str, statement: str, params=()) -> bool:
+    with transaction.atomic(using=alias):
+        try:
+            with transaction.atomic(using=alias), connections[alias].cursor() as cursor:
+                cursor.execute(statement, params)
+        except DatabaseError as exc:
+            return getattr(exc.__cause__, "sqlstate", None) == "42501"
+        finally:
+            transaction.set_rollback(True, using=alias)
+    return False
+
+
+@pytest.mark.case("statistics-views")
+def test_a_tenants_role_learns_nothing_of_another_tenants_database(live_db, tenant_a, tenant_b):
+    a = Tenant.objects.using(OWNER_ALIAS).get(slug=tenant_a.slug)
+    with activate(tenant_b.tenant):
+        alias = alias_for(tenant_b.tenant)
+        assert refused(alias, "SELECT pg_database_size(%s)", [a.db_name])
+        with connections[alias].cursor() as cursor:
+            cursor.execute("SELECT pg_database_size(current_database()) > 0")
+            assert cursor.fetchone()[0]  # its own, of course
+            cursor.execute(
+                "SELECT count(*) FILTER (WHERE query <> '<insufficient privilege>'), count(*) "
+                "FROM pg_stat_activity WHERE usename = %s",
+                [a.db_name],
+            )
+            assert cursor.fetchone()[0] == 0
+
+
+def test_a_tenants_role_cannot_connect_to_another_tenants_database(live_db, tenant_a, tenant_b):
+    a = Tenant.objects.using(OWNER_ALIAS).get(slug=tenant_a.slug)
+    b = Tenant.objects.using(OWNER_ALIAS).get(slug=tenant_b.slug)
+    settings = connections[alias_for(b)].settings_dict
+    with pytest.raises(psycopg.OperationalError, match="permission denied for database"):
+        psycopg.connect(
+            host=settings["HOST"],
+            port=settings["PORT"],
+            user=b.db_name,
+            password=role_password(b.db_name, b.role_generation),
+            dbname=a.db_name,
+        )
+
+
+def test_a_database_that_is_no_tenants_is_never_taken_over(live_db, strategy):
+    name = provisioning.database_name("stray-thing")
+    with provisioning.server_connection() as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        with pytest.raises(SlugRefused, match="is refused"):
+            strategy.create_tenant("stray-thing", "Stray")
+        with pytest.raises(CommandError, match=r"refused.*nothing was changed"):
+            call_command("createtenant", "stray-thing")
+        assert not Tenant.objects.using(OWNER_ALIAS).filter(slug="stray-thing").exists()
+        with provisioning.server_connection() as conn:
+            assert provisioning.database_exists(conn, name)
+            assert conn.execute(
+                "SELECT has_database_privilege(%s, %s, 'CONNECT')",
+                [connections["default"].settings_dict["USER"], name],
+            ).fetchone() == (True,)  # untouched: the default PUBLIC grant is still there
+    finally:
+        with provisioning.server_connection() as conn:
+            conn.execute(sql.SQL("DROP DATABASE {}").format(sql.Identifier(name)))
+
+
+def test_a_slug_whose_database_name_is_too_long_is_refused(live_db, strategy):
+    slug = "a" * (63 - len(provisioning.database_name("")) + 1)
+    with pytest.raises(SlugRefused, match="longer than 63 bytes"):
+        strategy.create_tenant(slug, "Long")
+    assert not Tenant.objects.using(OWNER_ALIAS).filter(slug=slug).exists()
+
+
+def test_the_role_lives_and_dies_with_its_tenant(live_db, strategy):
+    slug = "tenant-781"
+    if strategy.get_tenant(slug):
+        strategy.drop_tenant(slug)
+    tenant = strategy.create_tenant(slug, "Roles")
+    role = tenant.db_name
+    with connections[OWNER_ALIAS].cursor() as cursor:
+        cursor.execute(
+            "SELECT rolcanlogin, rolsuper, rolcreatedb, rolcreaterole, rolbypassrls "
+            "FROM pg_roles WHERE rolname = %s",
+            [role],
+        )
+        assert cursor.fetchone() == (True, False, False, False, False)
+        cursor.execute(
+            "SELECT array_agg(datname) FROM pg_database "
+            "WHERE has_database_privilege(%s, oid, 'CONNECT') AND starts_with(datname, %s)",
+            [role, provisioning.database_name("")],
+        )
+        assert cursor.fetchone()[0] == [role]  # its own database, and no other tenant's
+    strategy.drop_tenant(slug)
+    with connections[OWNER_ALIAS].cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_roles WHERE rolname = %s", [role])
+        assert cursor.fetchone()[0] == 0
+
+
+def test_rotating_a_role_keeps_the_tenant_served_and_retires_the_old_password(live_db, strategy):
+    slug = "tenant-782"
+    if strategy.get_tenant(slug):
+        strategy.drop_tenant(slug)
+    tenant = strategy.create_tenant(slug, "Rotated")
+    try:
+        old = role_password(tenant.db_name, tenant.role_generation)
+        call_command("rotatetenantroles", slug, stdout=io.StringIO())
+        strategy._cache.clear()
+        response = Client().get("/subtasks/", headers={"host": f"{slug}.localhost"})
+        assert response.status_code == 200
+        settings = connections["default"].settings_dict
+        with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+            psycopg.connect(
+                host=settings["HOST"],
+                port=settings["PORT"],
+                user=tenant.db_name,
+                password=old,
+                dbname=tenant.db_name,
+            )
+    finally:
+        strategy.drop_tenant(slug)
