@@ -50,6 +50,16 @@ def problems(alias: str = RUNTIME_ALIAS) -> list[checks.Error]:
             errors.append(
                 checks.Error(f"the runtime role {role} owns {owned} relations", id="rls.E003")
             )
+        cursor.execute("SELECT to_regprocedure('public.tracker_accounts()') IS NOT NULL")
+        if cursor.fetchone()[0] and not settings.TENANCY_INDEX:
+            errors.append(
+                checks.Error(
+                    "tracker_accounts() lets the runtime role list every account, and "
+                    "TENANCY_INDEX is off",
+                    hint="Run manage.py migrate: it drops the function (rls.index).",
+                    id="rls.E008",
+                )
+            )
         cursor.execute(TABLES_SQL, [tenant_tables()])
         for table, exists, enabled, forced, owner, policy in cursor.fetchall():
             if not exists:

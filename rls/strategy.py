@@ -32,6 +32,10 @@ class RowLevelSecurity(Strategy):
         return Account(id=row[0], slug=row[1], name=row[2]) if row else None
 
     def list_tenants(self):
+        return list(Account.objects.cross_tenant().order_by("slug").only("slug", "name"))
+
+    def index_tenants(self):
+        # tracker_accounts() exists only while TENANCY_INDEX is on (rls.index).
         with connections[RUNTIME_ALIAS].cursor() as cursor:
             cursor.execute("SELECT id, slug, name FROM tracker_accounts()")
             return [Account(id=i, slug=s, name=n) for i, s, n in cursor.fetchall()]

@@ -15,6 +15,9 @@ if not SECRET_KEY:
 
 # Tenants are <slug>.<base domain>; browsers resolve *.localhost to loopback by themselves.
 TENANCY_BASE_DOMAIN = env("TENANCY_BASE_DOMAIN", "localhost").lower()
+# The bare host's index lists every tenant: fine on a developer's machine, not for customers.
+# On by default only where the base domain is localhost.
+TENANCY_INDEX = env_bool("TENANCY_INDEX", TENANCY_BASE_DOMAIN == "localhost")
 ALLOWED_HOSTS = [TENANCY_BASE_DOMAIN, "." + TENANCY_BASE_DOMAIN, "127.0.0.1", "[::1]"]
 
 INSTALLED_APPS = ["shared"]

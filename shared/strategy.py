@@ -39,7 +39,12 @@ class Strategy(ABC):
 
     @abstractmethod
     def list_tenants(self) -> Sequence[Tenant]:
-        """Every tenant, ordered by slug, for the index on the bare host."""
+        """Every tenant, ordered by slug."""
+
+    def index_tenants(self) -> Sequence[Tenant]:
+        """What the bare host's index lists (only while ``TENANCY_INDEX`` is on), read with
+        the runtime role's rights."""
+        return self.list_tenants()
 
     @abstractmethod
     def create_tenant(self, slug: str, name: str) -> Tenant:

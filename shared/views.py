@@ -2,6 +2,7 @@ import sys
 
 import psycopg
 from django import db
+from django.conf import settings
 from django.core.paginator import EmptyPage, Paginator
 from django.db import connection
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
@@ -18,7 +19,9 @@ PAGE_SIZE = 10
 def index(request: HttpRequest) -> HttpResponse:
     if request.tenant is not None:
         return redirect("subtask-list")
-    return render(request, "shared/index.html", {"tenants": get_strategy().list_tenants()})
+    if not settings.TENANCY_INDEX:
+        raise Http404("There is no tenant index here: open a tenant at <slug>.<domain>.")
+    return render(request, "shared/index.html", {"tenants": get_strategy().index_tenants()})
 
 
 @require_safe

@@ -21,7 +21,7 @@ sys.path.insert(0, str(PRESENTATION))
 import build  # noqa: E402
 import serve  # noqa: E402
 
-SCREENSHOTS = {1: "title", 5: "multidb", 13: "per-transaction", 24: "throughput"}
+SCREENSHOTS = {1: "title", 5: "multidb", 13: "per-transaction", 25: "throughput"}
 
 
 def test_every_quote_resolves_and_every_slide_has_notes():
