@@ -36,7 +36,7 @@ check-strategy:
 up: check-strategy install ## Start PostgreSQL and serve STRATEGY on http://tenant-1.localhost:PORT/
 	@if docker info >/dev/null 2>&1; then \
 		echo "Docker engine found: running STRATEGY=$(STRATEGY) with docker compose"; \
-		DJANGO_SECRET_KEY="$${DJANGO_SECRET_KEY:-$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(40))')}" \
+		DJANGO_SECRET_KEY="$${DJANGO_SECRET_KEY:-$$($(PY) -m shared.localdb secret-key)}" \
 		STRATEGY=$(STRATEGY) PORT=$(PORT) ACCOUNTS=$(ACCOUNTS) docker compose up --build; \
 	else \
 		echo "No Docker engine answers: using a project-local PostgreSQL cluster (.pgdata/)"; \

@@ -90,8 +90,24 @@ def applied_label(alias: str) -> str:
     return f"{leaf[0]}.{leaf[1]}"
 
 
+def create_closed(conn: psycopg.Connection, name: str, template: str) -> None:
+    """A new database has PostgreSQL's default rights (anyone may connect): it is created
+    closed to every connection until ``restrict_connect`` has run, so no session of another
+    role can slip in and stay."""
+    conn.execute(
+        sql.SQL("CREATE DATABASE {} TEMPLATE {} ALLOW_CONNECTIONS false").format(
+            sql.Identifier(name), sql.Identifier(template)
+        )
+    )
+
+
+def open_database(conn: psycopg.Connection, name: str) -> None:
+    conn.execute(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS true").format(sql.Identifier(name)))
+
+
 def restrict_connect(conn: psycopg.Connection, name: str, role: str | None) -> None:
-    """Only ``role`` (and the owner) may connect to database ``name``."""
+    """Only ``role`` (and the owner) may connect to database ``name``; a session of any other
+    role already there (a database an earlier attempt left open) is ended."""
     conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(sql.Identifier(name)))
     runtime = settings.DATABASES[RUNTIME_ALIAS]["USER"]
     conn.execute(
@@ -105,6 +121,11 @@ def restrict_connect(conn: psycopg.Connection, name: str, role: str | None) -> N
                 sql.Identifier(name), sql.Identifier(role)
             )
         )
+    conn.execute(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+        "WHERE datname = %s AND usename <> ALL(%s)",
+        [name, [connections.settings[OWNER_ALIAS]["USER"], role or ""]],
+    )
 
 
 def set_role(conn: psycopg.Connection, role: str, generation: int) -> None:
@@ -116,8 +137,9 @@ def set_role(conn: psycopg.Connection, role: str, generation: int) -> None:
 
 def grant_tenant_role(alias: str) -> None:
     """In the tenant's database (``alias``: the owner's connection to it), exactly what serving
-    needs for the role named like the database: DML on its tables and the sequences for
-    inserts, not the migration history. Run after every migration, which may add tables."""
+    needs for the role named like the database: DML on its tables (ids are identity columns,
+    whose inserts need no right on a sequence), not the migration history. Run after every
+    migration, which may add tables."""
     with connections[alias].cursor() as cursor:
         cursor.execute("SELECT current_database() FROM pg_roles WHERE rolname = current_database()")
         if not (row := cursor.fetchone()):
@@ -125,9 +147,7 @@ def grant_tenant_role(alias: str) -> None:
         role = sql.Identifier(row[0])
         for statement in (
             "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}",
-            "GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {role}",
             "REVOKE ALL ON TABLE django_migrations FROM {role}",
-            "REVOKE ALL ON SEQUENCE django_migrations_id_seq FROM {role}",
         ):
             cursor.execute(sql.SQL(statement).format(role=role))
 
@@ -136,8 +156,9 @@ def ensure_template(host: str = "", port: int | None = None) -> Place:
     place = template(host, port)
     with server_connection(host, port) as conn:
         if not database_exists(conn, place.db_name):
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(place.db_name)))
+            create_closed(conn, place.db_name, "template0")
             restrict_connect(conn, place.db_name, role=None)
+            open_database(conn, place.db_name)
     alias = alias_for(place, owner=True)
     try:
         if pending_migrations(alias):
@@ -169,12 +190,9 @@ def create_database(
             raise DatabaseTaken(f"a database {name!r} exists and is no tenant's")
         set_role(conn, name, generation)
         if not database_exists(conn, name):
-            conn.execute(
-                sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
-                    sql.Identifier(name), sql.Identifier(place.db_name)
-                )
-            )
+            create_closed(conn, name, place.db_name)
         restrict_connect(conn, name, role=name)
+        open_database(conn, name)
     alias = alias_for(Place(f"_new@{name}", name, host, port), owner=True)
     try:
         grant_tenant_role(alias)

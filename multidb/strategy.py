@@ -52,13 +52,16 @@ class DatabasePerTenant(Strategy):
         return list(Tenant.objects.filter(state=Tenant.State.READY).order_by("slug"))
 
     def reserved_names(self):
-        # Every database that is no tenant's, as the slug that would map onto it (the
+        # Every database or role that is no tenant's, as the slug that would map onto it (the
         # template's, any other the owner can see): provisioning never takes one over.
         prefix = provisioning.database_name("")
         with connections[OWNER_ALIAS].cursor() as cursor:
+            # A role of that name too: the tenant's role is named like its database.
             cursor.execute(
-                "SELECT substr(datname, %s) FROM pg_database WHERE starts_with(datname, %s) "
-                f"AND datname NOT IN (SELECT db_name FROM {Tenant._meta.db_table})",
+                "SELECT substr(name, %s) FROM (SELECT datname::text FROM pg_database "
+                "UNION SELECT rolname::text FROM pg_roles) AS taken (name) "
+                "WHERE starts_with(name, %s) "
+                f"AND name NOT IN (SELECT db_name FROM {Tenant._meta.db_table})",
                 [len(prefix) + 1, prefix],
             )
             databases = {row[0] for row in cursor.fetchall()}

@@ -60,6 +60,22 @@ def problems(alias: str = RUNTIME_ALIAS) -> list[checks.Error]:
                     id="rls.E008",
                 )
             )
+        cursor.execute(
+            "SELECT t FROM unnest(%s::text[]) AS t WHERE to_regclass(t) IS NOT NULL "
+            "AND (has_column_privilege(t, 'id', 'INSERT') "
+            "OR has_column_privilege(t, 'id', 'UPDATE'))",
+            [tenant_tables()],
+        )
+        for (table,) in cursor.fetchall():
+            errors.append(
+                checks.Error(
+                    f"the runtime role {role} may write {table}.id: it could probe other "
+                    "tenants' ids through duplicate keys",
+                    hint="Grant a new tenant table's writes with shared.db.grants."
+                    "writes_except_ids in its migration.",
+                    id="rls.E009",
+                )
+            )
         cursor.execute(TABLES_SQL, [tenant_tables()])
         for table, exists, enabled, forced, owner, policy in cursor.fetchall():
             if not exists:

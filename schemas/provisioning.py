@@ -131,14 +131,14 @@ def clone(schema_name: str) -> None:
 
 
 def grant_serving(cursor, schema_name: str) -> None:
-    """Exactly what serving a tenant needs: its schema, DML on its tables, its sequences for
-    inserts; not its migration history."""
+    """Exactly what serving a tenant needs: its schema and DML on its tables (ids are identity
+    columns: inserts need no right on their sequences); not its migration history."""
     runtime = sql.Identifier(runtime_role())
     schema = sql.Identifier(schema_name)
     statements = [
         "GRANT USAGE ON SCHEMA {schema} TO {runtime}",
         "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {schema} TO {runtime}",
-        "GRANT USAGE ON ALL SEQUENCES IN SCHEMA {schema} TO {runtime}",
+        "REVOKE ALL ON ALL SEQUENCES IN SCHEMA {schema} FROM {runtime}",
     ]
     cursor.execute(
         "SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
@@ -146,10 +146,7 @@ def grant_serving(cursor, schema_name: str) -> None:
         [schema_name],
     )
     if cursor.fetchone():
-        statements += [
-            "REVOKE ALL ON TABLE {schema}.django_migrations FROM {runtime}",
-            "REVOKE ALL ON SEQUENCE {schema}.django_migrations_id_seq FROM {runtime}",
-        ]
+        statements.append("REVOKE ALL ON TABLE {schema}.django_migrations FROM {runtime}")
     for statement in statements:
         cursor.execute(sql.SQL(statement).format(schema=schema, runtime=runtime))
 

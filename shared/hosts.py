@@ -8,7 +8,8 @@ from django.core.exceptions import DisallowedHost
 from django.http.request import split_domain_port
 
 # One DNS label: what a tenant slug may be, so that every slug is also a valid host name.
-SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+# \Z, not $: "$" would also match before a final newline.
+SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\Z")
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "[::1]"})
 
 

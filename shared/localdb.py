@@ -292,9 +292,22 @@ def write_env(
         out.write(text)
 
 
+def secret_key(env_file: Path) -> str:
+    """The DJANGO_SECRET_KEY kept in ``env_file``, made and added there the first time. It must
+    outlive every start: multidb derives its tenant roles' passwords from it."""
+    key = read_env(env_file).get("DJANGO_SECRET_KEY")
+    if not key:
+        key = secrets.token_urlsafe(40)
+        fd = os.open(env_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "a") as out:
+            out.write(f"DJANGO_SECRET_KEY={key}\n")
+    return key
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m shared.localdb", description=__doc__)
-    parser.add_argument("command", choices=["up", "down", "status", "find"])
+    parser.add_argument("command", choices=["up", "down", "status", "find", "secret-key"])
     parser.add_argument("--dir", type=Path, default=ROOT / ".pgdata")
     parser.add_argument("--port", type=int, default=int(os.environ.get("PGPORT") or 54320))
     parser.add_argument("--env-file", type=Path, default=ROOT / ".env")
@@ -302,6 +315,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "find":
             print(find_bindir())
+        elif args.command == "secret-key":  # for docker compose (make up)
+            print(secret_key(args.env_file))
         elif args.command == "up":
             up(args.dir, args.port, args.env_file)
         elif args.command == "down":

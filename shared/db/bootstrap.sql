@@ -83,52 +83,63 @@ WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'tenancy_roles') \gexec
 ALTER ROLE tenancy_roles NOLOGIN NOSUPERUSER CREATEROLE NOCREATEDB NOBYPASSRLS;
 GRANT tenancy_tenant TO tenancy_roles WITH ADMIN OPTION;
 
--- In the maintenance database, where provisioning connects to create databases.
+-- In the maintenance database, where provisioning connects to create databases. Nobody but
+-- the owner role may connect to it or to template1: a tenant role there could plant large
+-- objects (which then block dropping it, or travel into databases created from template1).
+-- Every function names the catalogue in full and puts pg_temp last: a SECURITY DEFINER
+-- function that searched pg_temp first would read a caller's temporary pg_roles instead.
 \connect postgres
+REVOKE CONNECT, TEMPORARY ON DATABASE postgres, template1 FROM PUBLIC;
+SELECT format('GRANT CONNECT ON DATABASE postgres TO %I', :'owner_role') \gexec
 CREATE SCHEMA IF NOT EXISTS tenancy_roles AUTHORIZATION tenancy_roles;
 REVOKE ALL ON SCHEMA tenancy_roles FROM PUBLIC;
 
 CREATE OR REPLACE FUNCTION tenancy_roles.is_tenant_role(p_name text) RETURNS boolean
-    LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog
+    LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
     AS $$
         SELECT EXISTS (
-            SELECT FROM pg_auth_members m
-            JOIN pg_roles r ON r.oid = m.member
-            WHERE r.rolname = p_name
-              AND NOT (r.rolsuper OR r.rolcreaterole OR r.rolcreatedb OR r.rolbypassrls)
-              AND m.roleid = (SELECT oid FROM pg_roles WHERE rolname = 'tenancy_tenant'))
+            SELECT FROM pg_catalog.pg_auth_members m
+            JOIN pg_catalog.pg_roles r ON r.oid = m.member
+            WHERE r.rolname = p_name AND r.rolcanlogin
+              AND NOT (r.rolsuper OR r.rolcreaterole OR r.rolcreatedb OR r.rolbypassrls
+                       OR r.rolreplication)
+              AND m.roleid = (SELECT g.oid FROM pg_catalog.pg_roles g
+                              WHERE g.rolname = 'tenancy_tenant'))
     $$;
 
--- Creates the tenant role, or sets a new password on one that is a tenant role already.
+-- Creates the tenant role, or gives one that is a tenant role already a new password and
+-- forgets whatever settings it gave itself.
 CREATE OR REPLACE FUNCTION tenancy_roles.set_tenant_role(p_name text, p_password text)
-    RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog
+    RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
     AS $$
     BEGIN
-        IF p_name ~ '^pg_' OR p_name = '' OR octet_length(p_name) > 63 THEN
+        IF p_name ~ '^pg_' OR p_name = '' OR pg_catalog.octet_length(p_name) > 63
+           OR p_name IN ('tenancy_tenant', 'tenancy_roles') THEN
             RAISE EXCEPTION 'not a tenant role name: %', p_name;
         END IF;
-        IF EXISTS (SELECT FROM pg_roles WHERE rolname = p_name) THEN
+        IF EXISTS (SELECT FROM pg_catalog.pg_roles r WHERE r.rolname = p_name) THEN
             IF NOT tenancy_roles.is_tenant_role(p_name) THEN
                 RAISE EXCEPTION 'a role % exists and is no tenant''s', p_name;
             END IF;
-            EXECUTE format('ALTER ROLE %I PASSWORD %L', p_name, p_password);
+            EXECUTE pg_catalog.format('ALTER ROLE %I RESET ALL', p_name);
+            EXECUTE pg_catalog.format('ALTER ROLE %I PASSWORD %L', p_name, p_password);
         ELSE
-            EXECUTE format(
+            EXECUTE pg_catalog.format(
                 'CREATE ROLE %I LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS '
                 'NOREPLICATION NOINHERIT PASSWORD %L IN ROLE tenancy_tenant',
                 p_name, p_password);
-            EXECUTE format('ALTER ROLE %I SET search_path = public', p_name);
         END IF;
+        EXECUTE pg_catalog.format('ALTER ROLE %I SET search_path = public', p_name);
     END
     $$;
 
 CREATE OR REPLACE FUNCTION tenancy_roles.drop_tenant_role(p_name text)
-    RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog
+    RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
     AS $$
     BEGIN
         IF tenancy_roles.is_tenant_role(p_name) THEN
-            EXECUTE format('DROP ROLE %I', p_name);
-        ELSIF EXISTS (SELECT FROM pg_roles WHERE rolname = p_name) THEN
+            EXECUTE pg_catalog.format('DROP ROLE %I', p_name);
+        ELSIF EXISTS (SELECT FROM pg_catalog.pg_roles r WHERE r.rolname = p_name) THEN
             RAISE EXCEPTION 'a role % exists and is no tenant''s', p_name;
         END IF;
     END

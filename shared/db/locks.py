@@ -11,12 +11,24 @@ from django.db import connections
 from shared.db import OWNER_ALIAS
 
 
+class Busy(Exception):
+    """Another process held the lock for longer than ``WAIT``."""
+
+
+WAIT = "30s"
+
+
 @contextmanager
 def advisory_lock(scope: str, name: str) -> Iterator[None]:
-    """Hold PostgreSQL's advisory lock on (``scope``, ``name``) for the block, waiting for it.
+    """Hold PostgreSQL's advisory lock on (``scope``, ``name``) for the block, waiting up to
+    ``WAIT`` for it (then ``Busy``).
 
     It lives on a connection of its own: the work inside closes and reopens Django's
-    connections (migrations do), and a lock held by one of them would be let go with it.
+    connections (migrations do), and a lock held by one of them would be let go with it. The
+    connection is to the maintenance database, where only the owner may connect: a session of
+    the runtime role, which may connect to the strategy's database, could otherwise take the
+    lock first and hold it. The owner must reach PostgreSQL directly, not through a pooler in
+    transaction mode, for a session-level lock to mean anything.
     """
     conf = connections.settings[OWNER_ALIAS]
     with psycopg.connect(
@@ -24,8 +36,15 @@ def advisory_lock(scope: str, name: str) -> Iterator[None]:
         port=conf["PORT"],
         user=conf["USER"],
         password=conf["PASSWORD"],
-        dbname=conf["NAME"],
+        dbname="postgres",
         autocommit=True,
     ) as conn:
-        conn.execute("SELECT pg_advisory_lock(hashtext(%s), hashtext(%s))", [scope, name])
+        conn.execute(f"SET lock_timeout = '{WAIT}'")
+        try:
+            conn.execute(
+                "SELECT pg_advisory_lock(hashtext(%s), hashtext(%s))",
+                [f"{conf['NAME']}:{scope}", name],
+            )
+        except psycopg.errors.LockNotAvailable:
+            raise Busy(f"another process has been provisioning {name} for {WAIT}") from None
         yield

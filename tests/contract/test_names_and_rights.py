@@ -59,6 +59,8 @@ def refused_names() -> list[str]:
         "a" * 64,
         "",
         "a.b",
+        "public\n",  # "$" in a pattern matches before a final newline
+        "acme\n",
     ]
 
 
@@ -206,6 +208,7 @@ def shared_objects(strategy, tenant) -> list[tuple[str, str]]:
             (own, f"DELETE FROM tracker_account WHERE id = {tenant.pk}"),
             (own, "SELECT last_value FROM tracker_subtask_id_seq"),
             (own, "SELECT last_value FROM tracker_account_id_seq"),
+            (own, "SELECT pg_sequence_last_value('tracker_subtask_id_seq')"),
             (own, "SELECT count(*) FROM django_migrations"),
         ]
     if strategy.name == "schemas":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 
 import psycopg
 import pytest
@@ -121,13 +122,24 @@ def test_rotating_a_role_keeps_the_tenant_served_and_retires_the_old_password(li
     if strategy.get_tenant(slug):
         strategy.drop_tenant(slug)
     tenant = strategy.create_tenant(slug, "Rotated")
+    settings = connections["default"].settings_dict
     try:
         old = role_password(tenant.db_name, tenant.role_generation)
+        before = psycopg.connect(
+            host=settings["HOST"],
+            port=settings["PORT"],
+            user=tenant.db_name,
+            password=old,
+            dbname=tenant.db_name,
+            autocommit=True,
+        )
         call_command("rotatetenantroles", slug, stdout=io.StringIO())
+        # A session opened with the old password (after a leak, perhaps the leak's) is ended.
+        with pytest.raises(psycopg.OperationalError), before:
+            before.execute("SELECT 1")
         strategy._cache.clear()
         response = Client().get("/subtasks/", headers={"host": f"{slug}.localhost"})
         assert response.status_code == 200
-        settings = connections["default"].settings_dict
         with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
             psycopg.connect(
                 host=settings["HOST"],
@@ -138,3 +150,50 @@ def test_rotating_a_role_keeps_the_tenant_served_and_retires_the_old_password(li
             )
     finally:
         strategy.drop_tenant(slug)
+
+
+def test_a_role_that_is_no_tenants_is_never_taken_over(live_db, strategy):
+    name = provisioning.database_name("stray-role")
+    with psycopg.connect(os.environ["TENANCY_TEST_ADMIN_URL"], autocommit=True) as admin:
+        admin.execute(
+            sql.SQL("CREATE ROLE {} LOGIN PASSWORD 'theirs'").format(sql.Identifier(name))
+        )
+        try:
+            with pytest.raises(SlugRefused, match="is refused"):
+                strategy.create_tenant("stray-role", "Stray")
+            assert not Tenant.objects.using(OWNER_ALIAS).filter(slug="stray-role").exists()
+            # Nor can the owner reach it through the role functions.
+            with (
+                provisioning.server_connection() as conn,
+                pytest.raises(psycopg.errors.RaiseException, match="is no tenant's"),
+            ):
+                provisioning.set_role(conn, name, 1)
+        finally:
+            admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(name)))
+
+
+def test_a_new_tenant_database_is_open_to_its_role_alone(live_db, tenant_a):
+    a = Tenant.objects.using(OWNER_ALIAS).get(slug=tenant_a.slug)
+    with provisioning.server_connection() as conn:
+        allowed, acl = conn.execute(
+            "SELECT datallowconn, datacl::text[] FROM pg_database WHERE datname = %s",
+            [a.db_name],
+        ).fetchone()
+        assert allowed
+        grantees = {entry.split("=")[0] for entry in acl}
+        owner = connections[OWNER_ALIAS].settings_dict["USER"]
+        assert grantees == {f'"{a.db_name}"', owner}  # no "" (PUBLIC), no runtime role
+
+
+def test_tenant_roles_cannot_reach_the_maintenance_databases(live_db, tenant_b):
+    b = Tenant.objects.using(OWNER_ALIAS).get(slug=tenant_b.slug)
+    settings = connections["default"].settings_dict
+    for dbname in ("postgres", "template1"):
+        with pytest.raises(psycopg.OperationalError, match="permission denied for database"):
+            psycopg.connect(
+                host=settings["HOST"],
+                port=settings["PORT"],
+                user=b.db_name,
+                password=role_password(b.db_name, b.role_generation),
+                dbname=dbname,
+            )

@@ -190,3 +190,15 @@ def test_a_server_older_than_15_is_refused_in_one_line():
         conn.execute(block)  # this server passes
         with pytest.raises(psycopg.errors.RaiseException, match="PostgreSQL 15 or newer"):
             conn.execute(old)
+
+
+def test_the_secret_key_outlives_every_start(tmp_path):
+    """multidb derives its tenant roles' passwords from it: a new one at each `make up` with
+    docker compose would lock every tenant out."""
+    env_file = tmp_path / ".env"
+    first = localdb("secret-key", "--env-file", str(env_file))
+    second = localdb("secret-key", "--env-file", str(env_file))
+    assert first.returncode == second.returncode == 0, first.stderr
+    assert first.stdout == second.stdout and len(first.stdout.strip()) >= 40
+    assert read_env_file(env_file)["DJANGO_SECRET_KEY"] == first.stdout.strip()
+    assert env_file.stat().st_mode & 0o777 == 0o600

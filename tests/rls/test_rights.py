@@ -27,6 +27,25 @@ def test_the_runtime_role_can_choose_no_id(live_db):
             assert cursor.fetchone() == (False, False, True), table
 
 
+def test_no_sequence_shows_the_runtime_role_how_many_rows_there_are(live_db, two_tenants):
+    with connections[RUNTIME_ALIAS].cursor() as cursor:
+        cursor.execute("SELECT count(*), count(last_value) FROM pg_sequences")
+        total, shown = cursor.fetchone()
+    assert total >= 5 and shown == 0
+
+
+def test_the_server_refuses_to_start_if_an_id_becomes_writable(live_db):
+    assert not [e for e in checks.problems() if e.id == "rls.E009"]
+    runtime = connections[RUNTIME_ALIAS].settings_dict["USER"]
+    with connections[OWNER_ALIAS].cursor() as cursor:
+        cursor.execute(f'GRANT INSERT (id) ON tracker_task TO "{runtime}"')
+    try:
+        assert [e.id for e in checks.problems() if e.id == "rls.E009"] == ["rls.E009"]
+    finally:
+        with connections[OWNER_ALIAS].cursor() as cursor:
+            cursor.execute(f'REVOKE INSERT (id) ON tracker_task FROM "{runtime}"')
+
+
 def test_an_id_is_refused_the_same_whoever_has_it(live_db, tenant_a, tenant_b):
     """B cannot tell A's id from a free one: both inserts are refused before any key check."""
     answers = []

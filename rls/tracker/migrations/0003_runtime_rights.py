@@ -2,8 +2,9 @@
 
 - The account table: read only. With UPDATE on its own row, a tenant could change its slug
   and take over another host name, or show another customer's name in the index.
-- Sequences: USAGE (nextval, for inserts) and not SELECT, whose last_value counts every
-  tenant's inserts.
+- Sequences: nothing. The ids are identity columns, whose inserts need no right on their
+  sequence; with USAGE or SELECT, last_value (also through pg_sequences and
+  pg_sequence_last_value) counts every tenant's inserts.
 - Ids: never chosen by the client. With INSERT on the id column, tenant B could insert a row
   with one of A's ids and learn from the duplicate-key error that A has that row (and, later,
   that A deleted it). Inserts and updates are granted on every other column only.
@@ -21,9 +22,11 @@ def sequences(action: str):
         role = schema_editor.quote_name(runtime_role())
         to_from = "TO" if action == "GRANT" else "FROM"
         with schema_editor.connection.cursor() as cursor:
-            cursor.execute(f"{action} SELECT ON ALL SEQUENCES IN SCHEMA public {to_from} {role}")
             cursor.execute(
-                f"ALTER DEFAULT PRIVILEGES IN SCHEMA public {action} SELECT ON SEQUENCES "
+                f"{action} USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public {to_from} {role}"
+            )
+            cursor.execute(
+                f"ALTER DEFAULT PRIVILEGES IN SCHEMA public {action} USAGE, SELECT ON SEQUENCES "
                 f"{to_from} {role}"
             )
 

@@ -1,6 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from shared.db import require_owner
+from shared.db.locks import Busy
 from shared.slugs import SlugRefused
 from shared.strategy import TenantExists, get_strategy
 
@@ -34,7 +35,7 @@ class Command(BaseCommand):
             extra = {"host": host, "port": int(port)}
         try:
             tenant = strategy.create_tenant(slug, name or slug, **extra)
-        except (SlugRefused, TenantExists) as exc:
+        except (SlugRefused, TenantExists, Busy) as exc:
             raise CommandError(f"{exc}; nothing was changed") from None
         except Exception as exc:
             raise CommandError(

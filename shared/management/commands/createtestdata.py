@@ -9,6 +9,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import Error as DatabaseError
 
 from shared.db import require_owner
+from shared.db.locks import Busy
 from shared.strategy import TABLES, TenantExists, get_strategy
 from shared.testdata import TenantData, Volumes, generate_tenant, slug_for
 
@@ -160,7 +161,7 @@ class Command(BaseCommand):
                 if now - last >= 1 or done == len(jobs):
                     last = now
                     self.progress(done, len(jobs), sum(created.values()), now - started)
-        except (DatabaseError, TenantExists) as exc:
+        except (DatabaseError, TenantExists, Busy) as exc:
             raise CommandError(
                 f"loading account {done + 1} of {len(jobs)} failed and was rolled back; the "
                 f"{done} before it are complete ({str(exc).strip().splitlines()[0]}). Run again "

@@ -1,5 +1,4 @@
 from django.core.management.base import BaseCommand, CommandError
-from django.db.models import F
 
 from multidb import provisioning
 from multidb.catalogue.models import Tenant
@@ -27,13 +26,21 @@ class Command(BaseCommand):
             if missing := sorted(set(slugs) - {t.slug for t in tenants}):
                 raise CommandError(f"no such tenant: {', '.join(missing)}; nothing was changed")
         for tenant in tenants.order_by("slug"):
-            # The new password first, then the catalogue: a web process that reads the new
-            # generation can log in at once; one still holding the old for up to its cache's
-            # 2 s gets the 503 page for a new connection, never another tenant's database.
-            with provisioning.server_connection(tenant.db_host, tenant.db_port) as conn:
-                provisioning.set_role(conn, tenant.db_name, tenant.role_generation + 1)
-            Tenant.objects.using(OWNER_ALIAS).filter(pk=tenant.pk).update(
-                role_generation=F("role_generation") + 1
-            )
-            forget(tenant)
+            with provisioning.slug_lock(tenant.slug):
+                self.rotate(Tenant.objects.using(OWNER_ALIAS).get(pk=tenant.pk))
             self.stdout.write(f"Rotated {tenant.slug}.")
+
+    def rotate(self, tenant: Tenant) -> None:
+        # The new password first, then the catalogue: a web process that reads the new
+        # generation can log in at once; one still holding the old for up to its cache's 2 s
+        # gets the 503 page for a new connection, never another tenant's database. Sessions
+        # opened with the old password are ended: after a leak, they may be the leak's.
+        new = tenant.role_generation + 1
+        with provisioning.server_connection(tenant.db_host, tenant.db_port) as conn:
+            provisioning.set_role(conn, tenant.db_name, new)
+            conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s",
+                [tenant.db_name],
+            )
+        Tenant.objects.using(OWNER_ALIAS).filter(pk=tenant.pk).update(role_generation=new)
+        forget(tenant)
