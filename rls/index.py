@@ -18,7 +18,7 @@ FUNCTION = "tracker_accounts()"
 CREATE = """
     CREATE OR REPLACE FUNCTION tracker_accounts()
         RETURNS TABLE (id bigint, slug varchar, name varchar)
-        LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public
+        LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp
         AS $$ SELECT a.id, a.slug, a.name FROM tracker_account a ORDER BY a.slug $$
 """
 

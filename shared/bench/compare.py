@@ -232,9 +232,11 @@ def measure(name: str, target: dict, args, workdir: Path, cluster, progress) -> 
 
 
 def runtime_connections(cluster) -> int:
+    """The web server's connections: the runtime role's, and multidb's tenant roles'."""
     with psycopg.connect(cluster.admin_url(), autocommit=True) as admin:
         return admin.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE usename = 'tenancy_app'"
+            "SELECT count(*) FROM pg_stat_activity WHERE usename = 'tenancy_app' "
+            "OR pg_has_role(usesysid, 'tenancy_tenant', 'MEMBER')"
         ).fetchone()[0]
 
 

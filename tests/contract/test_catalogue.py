@@ -430,6 +430,10 @@ def test_the_runtime_role_is_least_privileged(live_db, strategy, tenant_a):
             assert cursor.fetchone()[0] == 0  # owns nothing where tenants' rows live
             cursor.execute("SELECT has_table_privilege(%s, 'TRUNCATE')", [subtask._meta.db_table])
             assert cursor.fetchone()[0] is False
+            # No temporary tables: one would sit in front of the tenant's table of that name
+            # for every later request on the same pooled session.
+            cursor.execute("SELECT has_database_privilege(current_database(), 'TEMPORARY')")
+            assert cursor.fetchone()[0] is False
 
 
 @pytest.mark.case("roles")

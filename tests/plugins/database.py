@@ -32,6 +32,11 @@ def django_db_setup(django_test_environment, django_db_blocker):
                 connections[alias].close()
                 conf["NAME"] = connections[alias].settings_dict["NAME"] = name
         with owner.cursor() as cursor:
+            # As the bootstrap does for the real databases: connect, and nothing else (no
+            # temporary tables, which would sit in front of every table on a pooled session).
+            runtime = connections["default"].ops.quote_name(settings.DATABASES["default"]["USER"])
+            cursor.execute(f'REVOKE ALL ON DATABASE "{name}" FROM PUBLIC')
+            cursor.execute(f'GRANT CONNECT ON DATABASE "{name}" TO {runtime}')
             cursor.execute("SELECT version()")
             print(f"\n{cursor.fetchone()[0]}; test database {name}")
     yield
