@@ -157,8 +157,9 @@ def ensure_template(host: str = "", port: int | None = None) -> Place:
     with server_connection(host, port) as conn:
         if not database_exists(conn, place.db_name):
             create_closed(conn, place.db_name, "template0")
-            restrict_connect(conn, place.db_name, role=None)
-            open_database(conn, place.db_name)
+        # Every time: a process killed before the end left it closed, or open to PUBLIC.
+        restrict_connect(conn, place.db_name, role=None)
+        open_database(conn, place.db_name)
     alias = alias_for(place, owner=True)
     try:
         if pending_migrations(alias):

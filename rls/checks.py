@@ -76,6 +76,19 @@ def problems(alias: str = RUNTIME_ALIAS) -> list[checks.Error]:
                     id="rls.E009",
                 )
             )
+        cursor.execute(
+            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE c.relkind = 'S' AND n.nspname = 'public' AND CASE WHEN c.relkind = 'S' "
+            "THEN has_sequence_privilege(c.oid, 'USAGE, SELECT, UPDATE') END ORDER BY 1"
+        )
+        if sequences := [name for (name,) in cursor.fetchall()]:
+            errors.append(
+                checks.Error(
+                    f"the runtime role {role} has rights on sequences every tenant shares "
+                    f"({', '.join(sequences)}): their last_value counts every tenant's rows",
+                    id="rls.E010",
+                )
+            )
         cursor.execute(TABLES_SQL, [tenant_tables()])
         for table, exists, enabled, forced, owner, policy in cursor.fetchall():
             if not exists:

@@ -43,6 +43,7 @@ def sync(alias: str, enabled: bool | None = None) -> None:
 
 
 def after_migrate(sender, using, **kwargs) -> None:
-    # Migrations run on the owner's connection only (rls.db.router); so does this.
-    if using == OWNER_ALIAS and function_exists(using) != settings.TENANCY_INDEX:
+    # Migrations run on the owner's connection only (rls.db.router); so does this. Replaced
+    # every time while the index is on, so that it is always this module's definition.
+    if using == OWNER_ALIAS and (settings.TENANCY_INDEX or function_exists(using)):
         sync(using)

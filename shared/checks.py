@@ -55,32 +55,54 @@ def pooling_problems() -> list[checks.Error]:
 OLDEST_SERVER = 150000
 
 
-def server_problems(version: int | None = None) -> list[checks.Error]:
-    """``version``: the server's ``server_version_num``, read from the runtime connection when
-    not given."""
-    if version is None:
-        version = _server_version()
-    if version is None or version >= OLDEST_SERVER:
+def server_problems(facts: tuple[int, bool] | None = None) -> list[checks.Error]:
+    """What the runtime connection's server allows that it must not. ``facts``: its
+    ``server_version_num`` and whether the runtime role may create temporary tables in its
+    database, read from the runtime connection when not given."""
+    if facts is None:
+        facts = _server_facts()
+    if facts is None:
         return []
-    major = version // 10000
-    return [
-        checks.Error(
-            f"PostgreSQL {major} is too old: 15 or newer is needed (before 15, every role "
-            "could create objects in the public schema)",
-            id="tenancy.E004",
+    version, temporary = facts
+    errors = []
+    if version < OLDEST_SERVER:
+        errors.append(
+            checks.Error(
+                f"PostgreSQL {version // 10000} is too old: 15 or newer is needed (before 15, "
+                "every role could create objects in the public schema)",
+                id="tenancy.E004",
+            )
         )
-    ]
+    if temporary:
+        errors.append(
+            checks.Error(
+                "the runtime role may create temporary tables: one would sit in front of a "
+                "tenant's table of that name for every later request on the same pooled "
+                "session, and in front of what a SECURITY DEFINER function reads",
+                hint="REVOKE TEMPORARY ON DATABASE ... FROM PUBLIC, as shared/db/bootstrap.sql "
+                "does.",
+                id="tenancy.E005",
+            )
+        )
+    return errors
 
 
-def _server_version() -> int | None:
+def _server_facts() -> tuple[int, bool] | None:
     """None when the server cannot be reached now: its requests get the 503 page until it is
     back, and a server that starts meanwhile is not refused for it."""
 
-    def read() -> int | None:
+    def read() -> tuple[int, bool] | None:
         from django.db import OperationalError, connections
 
         try:
-            return connections[RUNTIME_ALIAS].pg_version
+            # Closed again if it opened it: a server that forks its workers after loading the
+            # application must not hand them one connection.
+            with connections[RUNTIME_ALIAS].temporary_connection() as cursor:
+                cursor.execute(
+                    "SELECT current_setting('server_version_num')::int, "
+                    "has_database_privilege(current_database(), 'TEMPORARY')"
+                )
+                return cursor.fetchone()
         except OperationalError:
             return None
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -73,6 +74,9 @@ def owner_database(dbname: str, **extra) -> dict[str, dict]:
     that bypasses row-level security or creates databases. Nor does a process without the
     variable; a command that needs the owner then says so in one line.
     """
-    if os.environ.get(SERVING) or not env("OWNER_DATABASE_URL"):
+    # runserver is a web server too, however it is started (manage.py, django-admin,
+    # python -m django): its subcommand is always the first argument.
+    serving = os.environ.get(SERVING) or sys.argv[1:2] == ["runserver"]
+    if serving or not env("OWNER_DATABASE_URL"):
         return {}
     return {"owner": database("OWNER_DATABASE_URL", dbname, **extra)}

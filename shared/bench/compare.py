@@ -116,6 +116,8 @@ def control_database(cluster, env) -> dict[str, str]:
                 sql.Identifier(CONTROL_DB)
             )
         )
+        admin.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(
+            sql.Identifier(CONTROL_DB)))  # fmt: skip
         admin.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO tenancy_app").format(
             sql.Identifier(CONTROL_DB)))  # fmt: skip
     with psycopg.connect(cluster.admin_url(CONTROL_DB), autocommit=True) as admin:

@@ -82,6 +82,8 @@ SELECT 'CREATE ROLE tenancy_roles NOLOGIN CREATEROLE'
 WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'tenancy_roles') \gexec
 ALTER ROLE tenancy_roles NOLOGIN NOSUPERUSER CREATEROLE NOCREATEDB NOBYPASSRLS;
 GRANT tenancy_tenant TO tenancy_roles WITH ADMIN OPTION;
+-- To end a tenant role's sessions when it gets a new password.
+GRANT pg_signal_backend TO tenancy_roles;
 
 -- In the maintenance database, where provisioning connects to create databases. Nobody but
 -- the owner role may connect to it or to template1: a tenant role there could plant large
@@ -107,29 +109,55 @@ CREATE OR REPLACE FUNCTION tenancy_roles.is_tenant_role(p_name text) RETURNS boo
                               WHERE g.rolname = 'tenancy_tenant'))
     $$;
 
--- Creates the tenant role, or gives one that is a tenant role already a new password and
--- forgets whatever settings it gave itself.
+-- Creates the tenant role, or gives one that is a tenant role already a new password: it is
+-- made NOLOGIN first (a role cannot undo that itself), its sessions are ended (one of them
+-- could set a password of its own meanwhile), and every setting it gave itself, for all
+-- databases or for one, is forgotten.
 CREATE OR REPLACE FUNCTION tenancy_roles.set_tenant_role(p_name text, p_password text)
     RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
     AS $$
+    DECLARE
+        v_database name;
+        v_try int := 0;
     BEGIN
         IF p_name ~ '^pg_' OR p_name = '' OR pg_catalog.octet_length(p_name) > 63
            OR p_name IN ('tenancy_tenant', 'tenancy_roles') THEN
             RAISE EXCEPTION 'not a tenant role name: %', p_name;
         END IF;
-        IF EXISTS (SELECT FROM pg_catalog.pg_roles r WHERE r.rolname = p_name) THEN
-            IF NOT tenancy_roles.is_tenant_role(p_name) THEN
-                RAISE EXCEPTION 'a role % exists and is no tenant''s', p_name;
-            END IF;
-            EXECUTE pg_catalog.format('ALTER ROLE %I RESET ALL', p_name);
-            EXECUTE pg_catalog.format('ALTER ROLE %I PASSWORD %L', p_name, p_password);
-        ELSE
+        IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles r WHERE r.rolname = p_name) THEN
             EXECUTE pg_catalog.format(
                 'CREATE ROLE %I LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS '
                 'NOREPLICATION NOINHERIT PASSWORD %L IN ROLE tenancy_tenant',
                 p_name, p_password);
+            EXECUTE pg_catalog.format('ALTER ROLE %I SET search_path = public', p_name);
+            RETURN;
         END IF;
+        IF NOT tenancy_roles.is_tenant_role(p_name) THEN
+            RAISE EXCEPTION 'a role % exists and is no tenant''s', p_name;
+        END IF;
+        LOOP  -- a session of the role may be changing its own password at this moment
+            BEGIN
+                EXECUTE pg_catalog.format('ALTER ROLE %I NOLOGIN', p_name);
+                EXIT;
+            EXCEPTION WHEN internal_error THEN
+                v_try := v_try + 1;
+                IF v_try >= 20 THEN RAISE; END IF;
+                PERFORM pg_catalog.pg_sleep(0.05);
+            END;
+        END LOOP;
+        PERFORM pg_catalog.pg_terminate_backend(a.pid, 5000)
+        FROM pg_catalog.pg_stat_activity a WHERE a.usename = p_name;
+        FOR v_database IN
+            SELECT d.datname FROM pg_catalog.pg_db_role_setting s
+            JOIN pg_catalog.pg_database d ON d.oid = s.setdatabase
+            WHERE s.setrole = (SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = p_name)
+        LOOP
+            EXECUTE pg_catalog.format('ALTER ROLE %I IN DATABASE %I RESET ALL', p_name, v_database);
+        END LOOP;
+        EXECUTE pg_catalog.format('ALTER ROLE %I RESET ALL', p_name);
         EXECUTE pg_catalog.format('ALTER ROLE %I SET search_path = public', p_name);
+        EXECUTE pg_catalog.format('ALTER ROLE %I PASSWORD %L', p_name, p_password);
+        EXECUTE pg_catalog.format('ALTER ROLE %I LOGIN', p_name);
     END
     $$;
 

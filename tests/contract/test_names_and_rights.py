@@ -483,6 +483,24 @@ def test_a_server_older_than_15_stops_the_web_server_in_one_line(live_db):
     from shared.checks import server_problems
 
     assert server_problems() == []  # the server under test
-    (error,) = server_problems(140011)
+    (error,) = server_problems((140011, False))
     assert error.id == "tenancy.E004"
     assert "\n" not in error.msg and "PostgreSQL 14 is too old" in error.msg
+
+
+@pytest.mark.case("roles")
+def test_a_runtime_role_that_may_create_temporary_tables_stops_the_web_server(live_db):
+    from shared.checks import server_problems
+
+    (error,) = server_problems((150000, True))
+    assert error.id == "tenancy.E005"
+    name = connections[RUNTIME_ALIAS].settings_dict["NAME"]
+    with connections[OWNER_ALIAS].cursor() as cursor:
+        cursor.execute(f'GRANT TEMPORARY ON DATABASE "{name}" TO PUBLIC')
+    try:
+        connections[RUNTIME_ALIAS].close()
+        assert [e.id for e in server_problems()] == ["tenancy.E005"]
+    finally:
+        with connections[OWNER_ALIAS].cursor() as cursor:
+            cursor.execute(f'REVOKE TEMPORARY ON DATABASE "{name}" FROM PUBLIC')
+    assert server_problems() == []

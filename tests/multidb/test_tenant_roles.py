@@ -133,21 +133,33 @@ def test_rotating_a_role_keeps_the_tenant_served_and_retires_the_old_password(li
             dbname=tenant.db_name,
             autocommit=True,
         )
+        # What a leak's holder could do with that session: settings that break the tenant,
+        # and a password of its own.
+        before.execute(
+            sql.SQL(
+                "ALTER ROLE CURRENT_USER IN DATABASE {} SET default_transaction_read_only = on"
+            ).format(sql.Identifier(tenant.db_name))
+        )
+        before.execute("ALTER ROLE CURRENT_USER SET statement_timeout = 1")
+        before.execute("ALTER ROLE CURRENT_USER PASSWORD 'the-leaks-own'")
         call_command("rotatetenantroles", slug, stdout=io.StringIO())
         # A session opened with the old password (after a leak, perhaps the leak's) is ended.
         with pytest.raises(psycopg.OperationalError), before:
             before.execute("SELECT 1")
+        for password in (old, "the-leaks-own"):
+            with pytest.raises(psycopg.OperationalError, match="password authentication"):
+                psycopg.connect(
+                    host=settings["HOST"],
+                    port=settings["PORT"],
+                    user=tenant.db_name,
+                    password=password,
+                    dbname=tenant.db_name,
+                )
         strategy._cache.clear()
+        with activate(strategy.get_tenant(slug)):  # writes work: the settings are gone
+            strategy.model("project").objects.create(name="After rotation")
         response = Client().get("/subtasks/", headers={"host": f"{slug}.localhost"})
         assert response.status_code == 200
-        with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
-            psycopg.connect(
-                host=settings["HOST"],
-                port=settings["PORT"],
-                user=tenant.db_name,
-                password=old,
-                dbname=tenant.db_name,
-            )
     finally:
         strategy.drop_tenant(slug)
 

@@ -34,6 +34,18 @@ def test_no_sequence_shows_the_runtime_role_how_many_rows_there_are(live_db, two
     assert total >= 5 and shown == 0
 
 
+def test_the_server_refuses_to_start_if_a_sequence_becomes_readable(live_db):
+    assert not [e for e in checks.problems() if e.id == "rls.E010"]
+    runtime = connections[RUNTIME_ALIAS].settings_dict["USER"]
+    with connections[OWNER_ALIAS].cursor() as cursor:
+        cursor.execute(f'GRANT USAGE ON SEQUENCE tracker_task_id_seq TO "{runtime}"')
+    try:
+        assert [e.id for e in checks.problems() if e.id == "rls.E010"] == ["rls.E010"]
+    finally:
+        with connections[OWNER_ALIAS].cursor() as cursor:
+            cursor.execute(f'REVOKE USAGE ON SEQUENCE tracker_task_id_seq FROM "{runtime}"')
+
+
 def test_the_server_refuses_to_start_if_an_id_becomes_writable(live_db):
     assert not [e for e in checks.problems() if e.id == "rls.E009"]
     runtime = connections[RUNTIME_ALIAS].settings_dict["USER"]

@@ -33,14 +33,11 @@ class Command(BaseCommand):
     def rotate(self, tenant: Tenant) -> None:
         # The new password first, then the catalogue: a web process that reads the new
         # generation can log in at once; one still holding the old for up to its cache's 2 s
-        # gets the 503 page for a new connection, never another tenant's database. Sessions
-        # opened with the old password are ended: after a leak, they may be the leak's.
+        # gets the 503 page for a new connection, never another tenant's database. set_role
+        # also ends the sessions opened with the old password: after a leak, they may be the
+        # leak's, and one could set a password of its own meanwhile.
         new = tenant.role_generation + 1
         with provisioning.server_connection(tenant.db_host, tenant.db_port) as conn:
             provisioning.set_role(conn, tenant.db_name, new)
-            conn.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s",
-                [tenant.db_name],
-            )
         Tenant.objects.using(OWNER_ALIAS).filter(pk=tenant.pk).update(role_generation=new)
         forget(tenant)
