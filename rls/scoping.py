@@ -17,7 +17,6 @@ from django.db.models.query import RawQuerySet
 from shared.db import OWNER_ALIAS
 from shared.tenancy import get_current_tenant
 
-PRIVILEGED_ALIAS = OWNER_ALIAS
 CROSS_TENANT = "cross-tenant"
 
 
@@ -27,7 +26,7 @@ class TenantScopeError(Exception):
 
 def require_scope(model: type[models.Model], scope, action: str, db: str | None = None) -> None:
     # The privileged connection is the explicit cross-tenant path; everything else needs a tenant.
-    if scope == CROSS_TENANT or db == PRIVILEGED_ALIAS:
+    if scope == CROSS_TENANT or db == OWNER_ALIAS:
         return
     name = model.__name__
     tenant = get_current_tenant()
@@ -42,7 +41,7 @@ def require_scope(model: type[models.Model], scope, action: str, db: str | None 
     raise TenantScopeError(
         f"{name}.{action}() refused: {problem}. Run it inside shared.tenancy.activate(tenant), "
         f"or use {name}.objects.cross_tenant() for deliberate cross-tenant work "
-        f"(it runs on the privileged '{PRIVILEGED_ALIAS}' connection)."
+        f"(it runs on the privileged '{OWNER_ALIAS}' connection)."
     )
 
 
@@ -110,7 +109,7 @@ class TenantQuerySet(models.QuerySet):
         return clone
 
     def cross_tenant(self) -> TenantQuerySet:
-        clone = self.using(PRIVILEGED_ALIAS)
+        clone = self.using(OWNER_ALIAS)
         clone._tenant_scope = CROSS_TENANT
         return clone
 

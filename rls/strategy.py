@@ -7,10 +7,9 @@ from django.core.management import CommandError
 from django.db import IntegrityError, connections, transaction
 from django.db.models import F
 
-from rls.scoping import PRIVILEGED_ALIAS
 from rls.tracker.models import Account, Project, Subtask, Task, User
 from shared.copy import BULK_LOAD_SETTINGS, copy_rows, reserve_ids
-from shared.db import RUNTIME_ALIAS
+from shared.db import OWNER_ALIAS, RUNTIME_ALIAS
 from shared.migrating import Unit
 from shared.strategy import TABLES, Strategy, TenantExists
 from shared.testdata import TenantData
@@ -43,7 +42,7 @@ class RowLevelSecurity(Strategy):
     def create_tenant(self, slug, name):
         self.check_slug(slug)
         try:
-            with transaction.atomic(using=PRIVILEGED_ALIAS):
+            with transaction.atomic(using=OWNER_ALIAS):
                 return Account.objects.cross_tenant().create(slug=slug, name=name)
         except IntegrityError:  # the unique slug decides, also between concurrent creates
             raise TenantExists(f"tenant {slug} exists already") from None
@@ -53,8 +52,8 @@ class RowLevelSecurity(Strategy):
 
     def load_tenant(self, data: TenantData, *, commit: bool = True):
         self.check_slug(data.slug)
-        with transaction.atomic(using=PRIVILEGED_ALIAS):
-            with connections[PRIVILEGED_ALIAS].cursor() as cursor:
+        with transaction.atomic(using=OWNER_ALIAS):
+            with connections[OWNER_ALIAS].cursor() as cursor:
                 cursor.execute(BULK_LOAD_SETTINGS)
                 cursor.execute(
                     f"INSERT INTO {Account._meta.db_table} (slug, name) VALUES (%s, %s) "
@@ -109,7 +108,7 @@ class RowLevelSecurity(Strategy):
                     ),
                 )
             if not commit:
-                transaction.set_rollback(True, using=PRIVILEGED_ALIAS)
+                transaction.set_rollback(True, using=OWNER_ALIAS)
         return Account(id=account_id, slug=data.slug, name=data.name)
 
     def migration_units(self, *, only=None, retry_failed=False):
@@ -118,7 +117,7 @@ class RowLevelSecurity(Strategy):
                 "every rls tenant shares one schema, migrated at once: "
                 "--only and --retry-failed do not apply"
             )
-        return [], [Unit("shared schema (every tenant)", PRIVILEGED_ALIAS)]
+        return [], [Unit("shared schema (every tenant)", OWNER_ALIAS)]
 
     def subtask_list(self):
         # The joined task and project are tied to the subtask's account as well. The policies

@@ -29,7 +29,6 @@ from shared.db.grants import runtime_role
 from shared.db.locks import advisory_lock
 from shared.migrating import Unit, migrate_unit
 
-OWNER = OWNER_ALIAS
 CLONE_FUNCTION = Path(django_pgschemas.__file__).parent / "clone_schema.gz"
 
 
@@ -50,13 +49,13 @@ def reference() -> Schema:
 
 
 def schema_exists(name: str) -> bool:
-    with connections[OWNER].cursor() as cursor:
+    with connections[OWNER_ALIAS].cursor() as cursor:
         cursor.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", [name])
         return cursor.fetchone() is not None
 
 
 def install_clone_function() -> None:
-    with connections[OWNER].cursor() as cursor:
+    with connections[OWNER_ALIAS].cursor() as cursor:
         cursor.execute(
             "SELECT 1 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
             "WHERE n.nspname = 'public' AND p.proname = 'clone_schema'"
@@ -80,7 +79,7 @@ def reference_unit() -> Unit:
     ref = reference()
     return Unit(
         ref.schema_name,
-        OWNER,
+        OWNER_ALIAS,
         context=lambda: active_schema(ref),
         finish=lambda: _in_owner_transaction(revoke_all, ref.schema_name),
     )
@@ -89,7 +88,7 @@ def reference_unit() -> Unit:
 def tenant_unit(tenant, record) -> Unit:
     return Unit(
         tenant.slug,
-        OWNER,
+        OWNER_ALIAS,
         record=record,
         context=lambda: active_schema(tenant),
         finish=lambda: _in_owner_transaction(grant_serving, tenant.schema_name),
@@ -97,7 +96,7 @@ def tenant_unit(tenant, record) -> Unit:
 
 
 def _in_owner_transaction(grants, schema_name: str) -> None:
-    with transaction.atomic(using=OWNER), connections[OWNER].cursor() as cursor:
+    with transaction.atomic(using=OWNER_ALIAS), connections[OWNER_ALIAS].cursor() as cursor:
         grants(cursor, schema_name)
 
 
@@ -105,7 +104,7 @@ def ensure_reference() -> None:
     """The reference schema exists and is migrated (a cheap check when it is)."""
     ref = reference()
     if not schema_exists(ref.schema_name):
-        with connections[OWNER].cursor() as cursor:
+        with connections[OWNER_ALIAS].cursor() as cursor:
             cursor.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(ref.schema_name)))
     result = migrate_unit(reference_unit())
     if result.status == "failed":
@@ -123,7 +122,7 @@ def prepare_clone() -> None:
 def clone(schema_name: str) -> None:
     """Copy the reference schema to ``schema_name``, which must not exist. Run it inside the
     transaction that records the tenant: a failure or a killed process leaves nothing."""
-    with transaction.atomic(using=OWNER), connections[OWNER].cursor() as cursor:
+    with transaction.atomic(using=OWNER_ALIAS), connections[OWNER_ALIAS].cursor() as cursor:
         cursor.execute(
             "SELECT public.clone_schema(%s, %s, 'DATA')", [reference().schema_name, schema_name]
         )
@@ -164,7 +163,7 @@ def revoke_all(cursor, schema_name: str) -> None:
 
 
 def drop(schema_name: str) -> None:
-    with connections[OWNER].cursor() as cursor:
+    with connections[OWNER_ALIAS].cursor() as cursor:
         cursor.execute(
             sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema_name))
         )

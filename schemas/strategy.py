@@ -13,12 +13,11 @@ from schemas import provisioning
 from schemas.customers.models import Account, Domain
 from schemas.provisioning import active_schema
 from shared.copy import load_contained
+from shared.db import OWNER_ALIAS
 from shared.slugs import SlugRefused, identifier
 from shared.strategy import TABLES, Strategy, TenantExists
 from shared.tenancy import get_current_tenant
 from shared.testdata import TenantData
-
-OWNER = provisioning.OWNER
 
 
 def schema_name_for(slug: str) -> str:
@@ -54,7 +53,7 @@ class SchemaPerTenant(Strategy):
 
     def reserved_names(self):
         # Every schema that is no tenant's: provisioning never takes one over or drops it.
-        with connections[OWNER].cursor() as cursor:
+        with connections[OWNER_ALIAS].cursor() as cursor:
             cursor.execute(
                 "SELECT nspname FROM pg_namespace WHERE nspname NOT IN "
                 f"(SELECT schema_name FROM public.{Account._meta.db_table})"
@@ -73,10 +72,10 @@ class SchemaPerTenant(Strategy):
         self.check_slug(slug)
         schema_name = schema_name_for(slug)
         provisioning.prepare_clone()
-        with transaction.atomic(using=OWNER):
+        with transaction.atomic(using=OWNER_ALIAS):
             try:
-                with transaction.atomic(using=OWNER):
-                    tenant = Account.objects.using(OWNER).create(
+                with transaction.atomic(using=OWNER_ALIAS):
+                    tenant = Account.objects.using(OWNER_ALIAS).create(
                         slug=slug, name=name, schema_name=schema_name
                     )
             except IntegrityError:
@@ -86,24 +85,24 @@ class SchemaPerTenant(Strategy):
                     f"{slug!r} is refused: a schema {schema_name!r} exists and is no tenant's"
                 )
             provisioning.clone(schema_name)
-            Domain.objects.using(OWNER).create(tenant=tenant, domain=domain_for(slug))
+            Domain.objects.using(OWNER_ALIAS).create(tenant=tenant, domain=domain_for(slug))
             if fill is not None:
                 fill(tenant)
             if not commit:
-                transaction.set_rollback(True, using=OWNER)
+                transaction.set_rollback(True, using=OWNER_ALIAS)
         return tenant
 
     def drop_tenant(self, slug):
-        tenant = Account.objects.using(OWNER).filter(slug=slug).first()
+        tenant = Account.objects.using(OWNER_ALIAS).filter(slug=slug).first()
         if tenant is not None:
-            with transaction.atomic(using=OWNER):
-                Domain.objects.using(OWNER).filter(tenant=tenant).delete()
-                Account.objects.using(OWNER).filter(pk=tenant.pk).delete()
+            with transaction.atomic(using=OWNER_ALIAS):
+                Domain.objects.using(OWNER_ALIAS).filter(tenant=tenant).delete()
+                Account.objects.using(OWNER_ALIAS).filter(pk=tenant.pk).delete()
             provisioning.drop(tenant.schema_name)
 
     def load_tenant(self, data: TenantData, *, commit: bool = True):
         def fill(tenant):
-            with active_schema(tenant), connections[OWNER].cursor() as cursor:
+            with active_schema(tenant), connections[OWNER_ALIAS].cursor() as cursor:
                 load_contained(cursor, data)
 
         return self._create(data.slug, data.name, fill, commit=commit)
@@ -117,11 +116,11 @@ class SchemaPerTenant(Strategy):
         )
 
     def row_counts(self, slugs: Sequence[str] | None = None) -> dict[str, int]:
-        tenants = Account.objects.using(OWNER).all()
+        tenants = Account.objects.using(OWNER_ALIAS).all()
         if slugs is not None:
             tenants = tenants.filter(slug__in=list(slugs))
         counts = dict.fromkeys(("account", *TABLES), 0)
-        with connections[OWNER].cursor() as cursor:
+        with connections[OWNER_ALIAS].cursor() as cursor:
             for tenant in tenants:
                 counts["account"] += 1
                 for name in TABLES:
@@ -130,7 +129,7 @@ class SchemaPerTenant(Strategy):
         return counts
 
     def migration_units(self, *, only=None, retry_failed=False):
-        tenants = Account.objects.using(OWNER).order_by("slug")
+        tenants = Account.objects.using(OWNER_ALIAS).order_by("slug")
         if only:
             tenants = tenants.filter(slug__in=only)
         if retry_failed:
@@ -145,4 +144,4 @@ class SchemaPerTenant(Strategy):
 
 
 def _record(slug: str, result) -> None:
-    Account.objects.using(OWNER).filter(slug=slug).update(migration_error=result.error)
+    Account.objects.using(OWNER_ALIAS).filter(slug=slug).update(migration_error=result.error)

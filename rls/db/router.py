@@ -1,4 +1,4 @@
-from rls.scoping import PRIVILEGED_ALIAS
+from shared.db import OWNER_ALIAS
 
 
 class MigrationsAsOwner:
@@ -6,4 +6,4 @@ class MigrationsAsOwner:
     django_migrations, so no command should look for migration history through it."""
 
     def allow_migrate(self, db, app_label, model_name=None, **hints):
-        return db == PRIVILEGED_ALIAS
+        return db == OWNER_ALIAS
