@@ -10,9 +10,8 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_safe
 from django.views.defaults import server_error as server_error_page
 
+from shared.pages import PAGE_SIZE
 from shared.strategy import get_strategy
-
-PAGE_SIZE = 10
 
 
 @require_safe

@@ -14,7 +14,8 @@ import re
 
 from psycopg_pool import ConnectionPool
 
-PAGE_SIZE = 10
+from shared.pages import PAGE_SIZE
+
 PATH = re.compile(r"^/subtasks/(?:([1-9][0-9]{0,8})/)?$")
 HOST = re.compile(r"^([a-z0-9-]{1,63})\.localhost(?::[0-9]{1,5})?$")
 

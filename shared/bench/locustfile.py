@@ -17,8 +17,8 @@ from urllib.parse import urlsplit
 
 from locust import FastHttpUser, events, task
 
-PAGE_SIZE = 10
-ACCOUNT_CELL = re.compile(r'<td class="account">([^<]*)</td>')
+from shared.pages import ACCOUNT_CELL, PAGE_SIZE
+
 ROW_NAME = re.compile(r"<tr><td>([^<]*)</td>")
 TENANTS = json.loads(open(os.environ["TENANCY_BENCH_TENANTS"]).read())  # noqa: SIM115
 NAMES = {t["slug"]: set(t.pop("subtask_names")) for t in TENANTS}

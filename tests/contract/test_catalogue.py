@@ -6,7 +6,6 @@ from __future__ import annotations
 import copy
 import html
 import io
-import re
 from contextlib import contextmanager, redirect_stdout
 
 import pytest
@@ -18,10 +17,9 @@ from django.test import Client, override_settings
 from django.urls import path
 
 from shared.db import OWNER_ALIAS, RUNTIME_ALIAS
+from shared.pages import ACCOUNT_CELL
 from shared.tenancy import activate
 from shared.urls import urlpatterns as shared_urls
-
-ACCOUNT_CELL = re.compile(r'<td class="account">([^<]*)</td>')
 
 
 def get(host: str, path: str = "/subtasks/", **headers):

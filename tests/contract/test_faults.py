@@ -20,10 +20,8 @@ from shared.bench.server import get, gunicorn
 from shared.db import OWNER_ALIAS, RUNTIME_ALIAS
 from shared.localdb import Cluster, url
 from shared.testdata import Volumes, generate_tenant
+from shared.pages import ACCOUNT_CELL
 from tests.contract.test_createtestdata import numbered_tenants  # noqa: F401 (a fixture)
-
-ROOT = Path(__file__).resolve().parents[2]
-ACCOUNT_CELL = re.compile(r'<td class="account">([^<]*)</td>')
 
 
 def app_env() -> dict[str, str]:

@@ -14,13 +14,13 @@ from django.db import DatabaseError, connections, router, transaction
 from django.db.models import Count, Max, Min
 from django.test import Client
 
+from shared.pages import ACCOUNT_CELL
 from shared.tenancy import activate
 from tests.plugins.tenants import CONTENT
 
 TABLES = tuple(CONTENT)
 # A column the attacks overwrite: part of the content, and not unique.
 WRITABLE = {"user": "first_name", "project": "name", "task": "name", "subtask": "name"}
-ACCOUNT_CELL = re.compile(r'<td class="account">([^<]*)</td>')
 
 
 def content(model, table: str, queryset=None) -> set[tuple]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import html
-import re
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -13,9 +12,8 @@ from django.core.handlers.asgi import ASGIHandler
 from django.db import connections
 from django.test import Client
 
+from shared.pages import ACCOUNT_CELL
 from shared.tenancy import activate, get_current_tenant
-
-ACCOUNT_CELL = re.compile(r'<td class="account">([^<]*)</td>')
 
 
 def accounts_on(body: bytes) -> set[str]:
