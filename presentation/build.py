@@ -21,8 +21,9 @@ import re
 import sys
 from pathlib import Path
 
+from shared.env import ROOT
+
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
 QUOTE = re.compile(r'<pre data-quote="([^"]+)"(?: data-lines="(\d+)-(\d+)")?></pre>')
 LANGUAGES = {".py": "python", ".sql": "sql", ".html": "html", ".yml": "yaml", ".toml": "toml"}
 

@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, unquote, urlsplit
 
+from shared.env import ROOT
 from shared.env import read_env_file as read_env
 
-ROOT = Path(__file__).resolve().parent.parent
 BOOTSTRAP_SQL = Path(__file__).resolve().parent / "db" / "bootstrap.sql"
 OWNER_ROLE = "tenancy_owner"
 RUNTIME_ROLE = "tenancy_app"

@@ -21,9 +21,9 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import tests.pgbouncer
+from shared.env import ROOT
 from shared.localdb import Cluster, LocalDBError, bootstrap, free_port, url
 
-ROOT = Path(__file__).resolve().parent.parent
 STRATEGIES = ["rls", "multidb", "schemas"]
 # A database per tenant has nothing to pool across tenants: no second pass for multidb.
 THROUGH_PGBOUNCER = ["rls", "schemas"]

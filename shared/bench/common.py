@@ -13,9 +13,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from shared.env import ROOT
 from shared.localdb import Cluster, bootstrap, free_port, url
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @contextmanager

@@ -12,9 +12,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from shared.env import ROOT
 from shared.localdb import free_port
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 class ServerError(RuntimeError):

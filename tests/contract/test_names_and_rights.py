@@ -20,11 +20,12 @@ from django.db import DatabaseError, connections, router, transaction
 from django.test import Client, override_settings
 
 from shared.db import OWNER_ALIAS, RUNTIME_ALIAS
+from shared.env import ROOT
 from shared.slugs import SlugRefused
 from shared.strategy import TenantExists
 from shared.tenancy import activate
 from shared.testdata import Volumes, generate_tenant
-from tests.contract.test_faults import ROOT, app_env
+from tests.contract.test_faults import app_env
 
 NEW = "tenant-778"
 TINY = Volumes(users=(1, 1), projects=(1, 1), tasks=(1, 1), subtasks=(1, 2))

@@ -118,7 +118,8 @@ def test_a_slug_made_again_elsewhere_by_another_process_is_served_from_there(
     import subprocess
     import sys
 
-    from tests.contract.test_faults import ROOT, app_env
+    from shared.env import ROOT
+    from tests.contract.test_faults import app_env
 
     slug = "tenant-889"
     strategy.create_tenant(slug, "Here First")

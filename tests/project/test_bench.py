@@ -12,7 +12,7 @@ from pathlib import Path
 
 import psutil
 
-ROOT = Path(__file__).resolve().parents[2]
+from shared.env import ROOT
 
 
 def children_named(*names: str) -> list[str]:

@@ -11,10 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from shared.env import read_env_file
+from shared.env import ROOT, read_env_file
 from shared.localdb import free_port
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def localdb(*args: str, env: dict | None = None) -> subprocess.CompletedProcess[str]:

@@ -11,11 +11,11 @@ import shutil
 import subprocess
 import sys
 import threading
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from shared.env import ROOT
+
 PRESENTATION = ROOT / "presentation"
 sys.path.insert(0, str(PRESENTATION))
 import build  # noqa: E402
