@@ -7,7 +7,7 @@ from django.http import Http404, HttpRequest
 from shared.checks import refuse_unsafe_configuration
 from shared.hosts import tenant_slug
 from shared.strategy import get_strategy
-from shared.tenancy import Tenant, activate
+from shared.tenancy import TenantLike, activate
 
 
 class TenantMiddleware:
@@ -27,7 +27,7 @@ class TenantMiddleware:
         if iscoroutinefunction(get_response):
             markcoroutinefunction(self)
 
-    def resolve(self, request: HttpRequest) -> Tenant | None:
+    def resolve(self, request: HttpRequest) -> TenantLike | None:
         # get_host() validates against ALLOWED_HOSTS first: a foreign Host is a 400 already.
         slug = tenant_slug(request.get_host(), settings.TENANCY_BASE_DOMAIN)
         tenant = None if slug is None else get_strategy().get_tenant(slug)

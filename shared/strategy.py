@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from django.db.models import Model, QuerySet
 
     from shared.migrating import Unit
-    from shared.tenancy import Tenant
+    from shared.tenancy import TenantLike
     from shared.testdata import TenantData
 
 TABLES = ("user", "project", "task", "subtask")
@@ -30,24 +30,24 @@ class Strategy(ABC):
     name: str
 
     @abstractmethod
-    def get_tenant(self, slug: str) -> Tenant | None:
+    def get_tenant(self, slug: str) -> TenantLike | None:
         """The tenant with this slug, looked up with the runtime role's rights."""
 
-    def activation(self, tenant: Tenant | None) -> AbstractContextManager:
+    def activation(self, tenant: TenantLike | None) -> AbstractContextManager:
         """What activating ``tenant`` does beyond making it current (the ContextVar)."""
         return nullcontext()
 
     @abstractmethod
-    def list_tenants(self) -> Sequence[Tenant]:
+    def list_tenants(self) -> Sequence[TenantLike]:
         """Every tenant, ordered by slug."""
 
-    def index_tenants(self) -> Sequence[Tenant]:
+    def index_tenants(self) -> Sequence[TenantLike]:
         """What the bare host's index lists (only while ``TENANCY_INDEX`` is on), read with
         the runtime role's rights."""
         return self.list_tenants()
 
     @abstractmethod
-    def create_tenant(self, slug: str, name: str) -> Tenant:
+    def create_tenant(self, slug: str, name: str) -> TenantLike:
         """Create an empty tenant. Raises ``SlugRefused`` (see ``check_slug``) or
         ``TenantExists`` before anything is created, and never drops or takes over anything
         it did not create in the same call."""
@@ -73,7 +73,7 @@ class Strategy(ABC):
     def drop_tenant(self, slug: str) -> None: ...
 
     @abstractmethod
-    def load_tenant(self, data: TenantData, *, commit: bool = True) -> Tenant:
+    def load_tenant(self, data: TenantData, *, commit: bool = True) -> TenantLike:
         """Create the tenant and bulk-load its rows, all or nothing. Refuses a slug as
         ``create_tenant`` does."""
 

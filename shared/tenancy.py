@@ -8,21 +8,24 @@ from contextvars import ContextVar
 from typing import Any, Protocol
 
 
-class Tenant(Protocol):
+class TenantLike(Protocol):
+    """What every strategy's tenant offers: rls's and schemas' Account, multidb's catalogue
+    Tenant."""
+
     pk: Any
     slug: str
     name: str
 
 
-_current: ContextVar[Tenant | None] = ContextVar("current_tenant", default=None)
+_current: ContextVar[TenantLike | None] = ContextVar("current_tenant", default=None)
 
 
-def get_current_tenant() -> Tenant | None:
+def get_current_tenant() -> TenantLike | None:
     return _current.get()
 
 
 @contextmanager
-def activate(tenant: Tenant | None) -> Iterator[Tenant | None]:
+def activate(tenant: TenantLike | None) -> Iterator[TenantLike | None]:
     """Make ``tenant`` current inside the block (``None``: no tenant), and run the strategy's own
     activation. Blocks nest; leaving one restores whatever was current before it."""
     from shared.strategy import get_strategy

@@ -9,8 +9,8 @@ from shared.tenancy import get_current_tenant
 
 class DatabaseWrapper(PerTransactionSetting, base.DatabaseWrapper):
     setting = "app.account_id"
-    fresh = ""  # no tenant: the policies read an unset or empty value as "no rows"
+    value_when_unset = ""  # no tenant: the policies read an unset or empty value as "no rows"
 
-    def wanted(self) -> str:
+    def value_for_current_tenant(self) -> str:
         tenant = get_current_tenant()
         return "" if tenant is None else str(tenant.pk)

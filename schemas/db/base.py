@@ -18,9 +18,9 @@ from shared.db.per_transaction import PerTransactionSetting
 class DatabaseWrapper(PerTransactionSetting, base.DatabaseWrapper):
     setting = "search_path"
     # The public schema is what a session that set nothing finds ("$user" has no schema).
-    fresh = "public"
+    value_when_unset = "public"
 
-    def wanted(self) -> str:
+    def value_for_current_tenant(self) -> str:
         return get_search_path(get_current_schema())
 
     def _handle_search_path(self, cursor=None):

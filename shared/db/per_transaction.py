@@ -20,14 +20,15 @@ SET_CONFIG = "SELECT set_config(%s, %s, true)"
 
 
 class PerTransactionSetting(ABC):
-    """Mix into a ``DatabaseWrapper``; define ``setting``, ``wanted()`` and ``fresh``."""
+    """Mix into a ``DatabaseWrapper``; define ``setting``, ``value_for_current_tenant()`` and
+    ``value_when_unset``."""
 
     setting: str
     # The value a transaction that sets nothing already has: no need to open one for it.
-    fresh: str = ""
+    value_when_unset: str = ""
 
     @abstractmethod
-    def wanted(self) -> str:
+    def value_for_current_tenant(self) -> str:
         """The value for the tenant that is current in this context."""
 
     def __init__(self, *args, **kwargs):
@@ -37,12 +38,12 @@ class PerTransactionSetting(ABC):
         self.execute_wrappers.append(self._with_setting)
 
     def _with_setting(self, execute, sql, params, many, context):
-        wanted = self.wanted()
+        wanted = self.value_for_current_tenant()
         if not self.get_autocommit():
             if self.value_in_transaction != wanted:
                 self._apply(wanted)
             return execute(sql, params, many, context)
-        if wanted == self.fresh:
+        if wanted == self.value_when_unset:
             return execute(sql, params, many, context)
         with transaction.atomic(using=self.alias):
             self._apply(wanted)
