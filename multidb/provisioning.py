@@ -129,7 +129,13 @@ def restrict_connect(conn: psycopg.Connection, name: str, role: str | None) -> N
 
 
 def set_role(conn: psycopg.Connection, role: str, generation: int) -> None:
-    """Create the tenant's role, or give the tenant role of that name its current password."""
+    """Create the tenant's role, or give the tenant role of that name its current password.
+
+    Two statements, so two transactions on this autocommit connection: the role is closed to
+    logins, and that is committed, before its sessions are ended and the password changes
+    (see the bootstrap's tenancy_roles functions)."""
+    assert conn.autocommit
+    conn.execute("SELECT tenancy_roles.close_tenant_role(%s)", [role])
     conn.execute(
         "SELECT tenancy_roles.set_tenant_role(%s, %s)", [role, role_password(role, generation)]
     )

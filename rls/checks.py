@@ -136,7 +136,11 @@ def refuse_unsafe_database() -> None:
     try:
         errors = problems()
     finally:
+        # And its pool: a server that forks its workers after loading the application
+        # (gunicorn --preload, uWSGI) would otherwise hand them all the same sessions.
         connections[RUNTIME_ALIAS].close()
+        if hasattr(connections[RUNTIME_ALIAS], "close_pool"):
+            connections[RUNTIME_ALIAS].close_pool()
     if errors and benchmark_control():
         print(
             f"WARNING: serving {control_database()} with row-level security off: the "

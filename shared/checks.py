@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-from concurrent.futures import ThreadPoolExecutor
-
 from django.conf import settings
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
@@ -89,31 +86,31 @@ def server_problems(facts: tuple[int, bool] | None = None) -> list[checks.Error]
 
 def _server_facts() -> tuple[int, bool] | None:
     """None when the server cannot be reached now: its requests get the 503 page until it is
-    back, and a server that starts meanwhile is not refused for it."""
+    back, and a server that starts meanwhile is not refused for it.
 
-    def read() -> tuple[int, bool] | None:
-        from django.db import OperationalError, connections
+    A connection of its own, closed at once, never the pool's: a server that forks its workers
+    after loading the application (gunicorn --preload, uWSGI) would otherwise hand every
+    worker the same PostgreSQL session. (Being plain psycopg, it also runs where an ASGI
+    server loads the middleware inside its event loop, which Django's connections refuse.)
+    """
+    import psycopg
 
-        try:
-            # Closed again if it opened it: a server that forks its workers after loading the
-            # application must not hand them one connection.
-            with connections[RUNTIME_ALIAS].temporary_connection() as cursor:
-                cursor.execute(
-                    "SELECT current_setting('server_version_num')::int, "
-                    "has_database_privilege(current_database(), 'TEMPORARY')"
-                )
-                return cursor.fetchone()
-        except OperationalError:
-            return None
-
+    conf = settings.DATABASES[RUNTIME_ALIAS]
     try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return read()
-    # An ASGI server loads the middleware inside its event loop, where Django refuses to touch
-    # the database: ask from a thread.
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(read).result()
+        with psycopg.connect(
+            host=conf["HOST"],
+            port=conf["PORT"],
+            user=conf["USER"],
+            password=conf["PASSWORD"],
+            dbname=conf["NAME"],
+            connect_timeout=10,
+        ) as conn:
+            return conn.execute(
+                "SELECT current_setting('server_version_num')::int, "
+                "has_database_privilege(current_database(), 'TEMPORARY')"
+            ).fetchone()
+    except psycopg.OperationalError:
+        return None
 
 
 def check_pooling(app_configs=None, **kwargs):

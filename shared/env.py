@@ -64,6 +64,7 @@ def database(url_variable: str, dbname: str, **extra) -> dict:
 
 # Set by the wsgi and asgi modules before the settings load: a web server process.
 SERVING = "TENANCY_SERVING"
+SERVER_COMMANDS = (["runserver"], ["testserver"], ["runserver_plus"])
 
 
 def owner_database(dbname: str, **extra) -> dict[str, dict]:
@@ -74,9 +75,9 @@ def owner_database(dbname: str, **extra) -> dict[str, dict]:
     that bypasses row-level security or creates databases. Nor does a process without the
     variable; a command that needs the owner then says so in one line.
     """
-    # runserver is a web server too, however it is started (manage.py, django-admin,
-    # python -m django): its subcommand is always the first argument.
-    serving = os.environ.get(SERVING) or sys.argv[1:2] == ["runserver"]
+    # Django's own web servers too, however they are started (manage.py, django-admin,
+    # python -m django): the subcommand is always the first argument.
+    serving = os.environ.get(SERVING) or sys.argv[1:2] in SERVER_COMMANDS
     if serving or not env("OWNER_DATABASE_URL"):
         return {}
     return {"owner": database("OWNER_DATABASE_URL", dbname, **extra)}

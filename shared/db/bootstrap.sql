@@ -102,23 +102,49 @@ CREATE OR REPLACE FUNCTION tenancy_roles.is_tenant_role(p_name text) RETURNS boo
         SELECT EXISTS (
             SELECT FROM pg_catalog.pg_auth_members m
             JOIN pg_catalog.pg_roles r ON r.oid = m.member
-            WHERE r.rolname = p_name AND r.rolcanlogin
+            WHERE r.rolname = p_name
               AND NOT (r.rolsuper OR r.rolcreaterole OR r.rolcreatedb OR r.rolbypassrls
                        OR r.rolreplication)
               AND m.roleid = (SELECT g.oid FROM pg_catalog.pg_roles g
                               WHERE g.rolname = 'tenancy_tenant'))
     $$;
 
--- Creates the tenant role, or gives one that is a tenant role already a new password: it is
--- made NOLOGIN first (a role cannot undo that itself), its sessions are ended (one of them
--- could set a password of its own meanwhile), and every setting it gave itself, for all
--- databases or for one, is forgotten.
+-- A new password takes two transactions. close_tenant_role makes the role NOLOGIN and
+-- commits, so no one can log in with the old password any more; set_tenant_role then ends
+-- every session of the role (one could set a password of its own meanwhile), checking again
+-- until none is left, forgets every setting the role gave itself, for all databases or one,
+-- and only then sets the password and LOGIN. A crash in between leaves the role closed, which
+-- is safe, and the next call repairs it.
+CREATE OR REPLACE FUNCTION tenancy_roles.close_tenant_role(p_name text)
+    RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS $$
+    DECLARE
+        v_try int := 0;
+    BEGIN
+        IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles r WHERE r.rolname = p_name) THEN
+            RETURN;
+        END IF;
+        IF NOT tenancy_roles.is_tenant_role(p_name) THEN
+            RAISE EXCEPTION 'a role % exists and is no tenant''s', p_name;
+        END IF;
+        LOOP  -- a session of the role may be changing its own password at this moment
+            BEGIN
+                EXECUTE pg_catalog.format('ALTER ROLE %I NOLOGIN', p_name);
+                RETURN;
+            EXCEPTION WHEN internal_error THEN
+                v_try := v_try + 1;
+                IF v_try >= 20 THEN RAISE; END IF;
+                PERFORM pg_catalog.pg_sleep(0.05);
+            END;
+        END LOOP;
+    END
+    $$;
+
 CREATE OR REPLACE FUNCTION tenancy_roles.set_tenant_role(p_name text, p_password text)
     RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
     AS $$
     DECLARE
         v_database name;
-        v_try int := 0;
     BEGIN
         IF p_name ~ '^pg_' OR p_name = '' OR pg_catalog.octet_length(p_name) > 63
            OR p_name IN ('tenancy_tenant', 'tenancy_roles') THEN
@@ -135,18 +161,21 @@ CREATE OR REPLACE FUNCTION tenancy_roles.set_tenant_role(p_name text, p_password
         IF NOT tenancy_roles.is_tenant_role(p_name) THEN
             RAISE EXCEPTION 'a role % exists and is no tenant''s', p_name;
         END IF;
-        LOOP  -- a session of the role may be changing its own password at this moment
-            BEGIN
-                EXECUTE pg_catalog.format('ALTER ROLE %I NOLOGIN', p_name);
-                EXIT;
-            EXCEPTION WHEN internal_error THEN
-                v_try := v_try + 1;
-                IF v_try >= 20 THEN RAISE; END IF;
-                PERFORM pg_catalog.pg_sleep(0.05);
-            END;
+        IF (SELECT r.rolcanlogin FROM pg_catalog.pg_roles r WHERE r.rolname = p_name) THEN
+            RAISE EXCEPTION 'role % may still log in: close_tenant_role first', p_name;
+        END IF;
+        FOR i IN 1..100 LOOP
+            PERFORM pg_catalog.pg_stat_clear_snapshot();
+            EXIT WHEN NOT EXISTS (
+                SELECT FROM pg_catalog.pg_stat_activity a WHERE a.usename = p_name);
+            PERFORM pg_catalog.pg_terminate_backend(a.pid, 1000)
+            FROM pg_catalog.pg_stat_activity a WHERE a.usename = p_name;
+            PERFORM pg_catalog.pg_sleep(0.05);
         END LOOP;
-        PERFORM pg_catalog.pg_terminate_backend(a.pid, 5000)
-        FROM pg_catalog.pg_stat_activity a WHERE a.usename = p_name;
+        PERFORM pg_catalog.pg_stat_clear_snapshot();
+        IF EXISTS (SELECT FROM pg_catalog.pg_stat_activity a WHERE a.usename = p_name) THEN
+            RAISE EXCEPTION 'sessions of % would not end; it stays closed', p_name;
+        END IF;
         FOR v_database IN
             SELECT d.datname FROM pg_catalog.pg_db_role_setting s
             JOIN pg_catalog.pg_database d ON d.oid = s.setdatabase
@@ -174,10 +203,12 @@ CREATE OR REPLACE FUNCTION tenancy_roles.drop_tenant_role(p_name text)
     $$;
 
 ALTER FUNCTION tenancy_roles.is_tenant_role(text) OWNER TO tenancy_roles;
+ALTER FUNCTION tenancy_roles.close_tenant_role(text) OWNER TO tenancy_roles;
 ALTER FUNCTION tenancy_roles.set_tenant_role(text, text) OWNER TO tenancy_roles;
 ALTER FUNCTION tenancy_roles.drop_tenant_role(text) OWNER TO tenancy_roles;
-REVOKE ALL ON FUNCTION tenancy_roles.is_tenant_role(text),
+REVOKE ALL ON FUNCTION tenancy_roles.is_tenant_role(text), tenancy_roles.close_tenant_role(text),
     tenancy_roles.set_tenant_role(text, text), tenancy_roles.drop_tenant_role(text) FROM PUBLIC;
 SELECT format('GRANT USAGE ON SCHEMA tenancy_roles TO %I', :'owner_role') \gexec
-SELECT format('GRANT EXECUTE ON FUNCTION tenancy_roles.set_tenant_role(text, text), '
-              'tenancy_roles.drop_tenant_role(text) TO %I', :'owner_role') \gexec
+SELECT format('GRANT EXECUTE ON FUNCTION tenancy_roles.close_tenant_role(text), '
+              'tenancy_roles.set_tenant_role(text, text), tenancy_roles.drop_tenant_role(text) '
+              'TO %I', :'owner_role') \gexec

@@ -505,3 +505,21 @@ def test_a_runtime_role_that_may_create_temporary_tables_stops_the_web_server(li
         with connections[OWNER_ALIAS].cursor() as cursor:
             cursor.execute(f'REVOKE TEMPORARY ON DATABASE "{name}" FROM PUBLIC')
     assert server_problems() == []
+
+
+@pytest.mark.case("pooled-backend-a-then-b")
+def test_the_start_up_checks_leave_no_session_for_forked_workers(live_db, strategy):
+    """gunicorn --preload and uWSGI load the application, then fork: a connection (or a pool)
+    the start-up checks left open would be one PostgreSQL session shared by every worker."""
+    code = (
+        "import os\n"
+        f"import {strategy.name}.wsgi\n"
+        "from django.db import connections\n"
+        "c = connections['default']\n"
+        "print(c.connection is None, getattr(c, '_connection_pools', {}) == {})\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=app_env(), timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["True", "True"]

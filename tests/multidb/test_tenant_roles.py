@@ -209,3 +209,55 @@ def test_tenant_roles_cannot_reach_the_maintenance_databases(live_db, tenant_b):
                 password=role_password(b.db_name, b.role_generation),
                 dbname=dbname,
             )
+
+
+def test_no_session_logs_in_with_the_old_password_while_the_role_is_rotated(live_db, strategy):
+    """Sessions that keep logging in with the old password while the rotation runs: none
+    survives it, and none can set a password of its own afterwards."""
+    import threading
+
+    slug = "tenant-783"
+    if strategy.get_tenant(slug):
+        strategy.drop_tenant(slug)
+    tenant = strategy.create_tenant(slug, "Raced")
+    settings = connections["default"].settings_dict
+    old = role_password(tenant.db_name, tenant.role_generation)
+    stop, alive = threading.Event(), []
+
+    def keep_logging_in() -> None:
+        while not stop.is_set():
+            try:
+                conn = psycopg.connect(
+                    host=settings["HOST"],
+                    port=settings["PORT"],
+                    user=tenant.db_name,
+                    password=old,
+                    dbname=tenant.db_name,
+                    autocommit=True,
+                )
+                alive.append(conn)
+            except psycopg.OperationalError:
+                pass
+
+    threads = [threading.Thread(target=keep_logging_in) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    try:
+        call_command("rotatetenantroles", slug, stdout=io.StringIO())
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+    try:
+        survivors = []
+        for conn in alive:
+            try:
+                conn.execute("ALTER ROLE CURRENT_USER PASSWORD 'the-leaks-own'")
+                survivors.append(conn)
+            except psycopg.Error:
+                pass
+            finally:
+                conn.close()
+        assert alive and survivors == []
+    finally:
+        strategy.drop_tenant(slug)
