@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from django.conf import settings
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
@@ -86,31 +88,43 @@ def server_problems(facts: tuple[int, bool] | None = None) -> list[checks.Error]
 
 def _server_facts() -> tuple[int, bool] | None:
     """None when the server cannot be reached now: its requests get the 503 page until it is
-    back, and a server that starts meanwhile is not refused for it.
+    back, and a server that starts meanwhile is not refused for it."""
+    import psycopg
 
-    A connection of its own, closed at once, never the pool's: a server that forks its workers
-    after loading the application (gunicorn --preload, uWSGI) would otherwise hand every
-    worker the same PostgreSQL session. (Being plain psycopg, it also runs where an ASGI
+    try:
+        return server_facts()
+    except psycopg.OperationalError:
+        return None
+
+
+@functools.cache
+def server_facts() -> tuple[int, bool]:
+    """The runtime connection's ``server_version_num``, and whether its role may create
+    temporary tables: read once per process (neither changes while it runs).
+
+    On a connection of its own, closed at once, never the pool's: a server that forks its
+    workers after loading the application (gunicorn --preload, uWSGI) would otherwise hand
+    every worker the same PostgreSQL session. (Being plain psycopg, it also runs where an ASGI
     server loads the middleware inside its event loop, which Django's connections refuse.)
     """
     import psycopg
 
     conf = settings.DATABASES[RUNTIME_ALIAS]
-    try:
-        with psycopg.connect(
-            host=conf["HOST"],
-            port=conf["PORT"],
-            user=conf["USER"],
-            password=conf["PASSWORD"],
-            dbname=conf["NAME"],
-            connect_timeout=10,
-        ) as conn:
-            return conn.execute(
-                "SELECT current_setting('server_version_num')::int, "
-                "has_database_privilege(current_database(), 'TEMPORARY')"
-            ).fetchone()
-    except psycopg.OperationalError:
-        return None
+    with psycopg.connect(
+        host=conf["HOST"],
+        port=conf["PORT"],
+        user=conf["USER"],
+        password=conf["PASSWORD"],
+        dbname=conf["NAME"],
+        connect_timeout=10,
+        autocommit=True,
+    ) as conn:
+        row = conn.execute(
+            "SELECT current_setting('server_version_num')::int, "
+            "has_database_privilege(current_database(), 'TEMPORARY')"
+        ).fetchone()
+    assert row is not None
+    return row
 
 
 def check_pooling(app_configs=None, **kwargs):

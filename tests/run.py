@@ -12,6 +12,7 @@ import argparse
 import os
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -27,6 +28,8 @@ from shared.localdb import Cluster, LocalDBError, bootstrap, free_port, url
 STRATEGIES = ["rls", "multidb", "schemas"]
 # A database per tenant has nothing to pool across tenants: no second pass for multidb.
 THROUGH_PGBOUNCER = ["rls", "schemas"]
+# One pytest pass takes 1-3 minutes here; one that runs far longer hangs.
+PASS_TIMEOUT = 1200
 
 
 def run_strategy(
@@ -44,7 +47,23 @@ def run_strategy(
         *pytest_args,
     ]
     print(f"\n=== {report.stem}: {' '.join(command[2:])}", flush=True)
-    return subprocess.call(command, cwd=ROOT, env=env)
+    with subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True) as process:
+        try:
+            return process.wait(timeout=PASS_TIMEOUT)
+        except KeyboardInterrupt:  # its own session: Ctrl-C reaches only this process
+            os.killpg(process.pid, signal.SIGINT)
+            process.wait()
+            raise
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+            print(
+                f"\n{'!' * 78}\n{report.stem}: still running after {PASS_TIMEOUT} s; ended. The "
+                f"stacks faulthandler printed above show where it hung.\n{'!' * 78}",
+                file=sys.stderr,
+                flush=True,
+            )
+            return 124
 
 
 def totals(report: Path) -> tuple[int, int, int]:
