@@ -13,6 +13,7 @@ derived (multidb.credentials).
 
 from __future__ import annotations
 
+import time
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
@@ -131,14 +132,22 @@ def restrict_connect(conn: psycopg.Connection, name: str, role: str | None) -> N
 def set_role(conn: psycopg.Connection, role: str, generation: int) -> None:
     """Create the tenant's role, or give the tenant role of that name its current password.
 
-    Two statements, so two transactions on this autocommit connection: the role is closed to
-    logins, and that is committed, before its sessions are ended and the password changes
-    (see the bootstrap's tenancy_roles functions)."""
+    For an existing role, three transactions on this autocommit connection (see the
+    bootstrap's tenancy_roles functions): closed to logins; sessions ended and the password
+    set; then, once ``authentication_timeout`` has passed, open again. PostgreSQL checks a
+    password when a login begins and LOGIN when it ends: a login that began with the old
+    password, slowly, must find the role closed when it ends, however late."""
     assert conn.autocommit
-    conn.execute("SELECT tenancy_roles.close_tenant_role(%s)", [role])
+    (existed,) = conn.execute("SELECT tenancy_roles.close_tenant_role(%s)", [role]).fetchone()
     conn.execute(
         "SELECT tenancy_roles.set_tenant_role(%s, %s)", [role, role_password(role, generation)]
     )
+    if existed:
+        (wait,) = conn.execute(
+            "SELECT extract(epoch FROM current_setting('authentication_timeout')::interval)"
+        ).fetchone()
+        time.sleep(float(wait) + 1)
+        conn.execute("SELECT tenancy_roles.open_tenant_role(%s)", [role])
 
 
 def grant_tenant_role(alias: str) -> None:

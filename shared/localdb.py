@@ -185,7 +185,9 @@ class Cluster:
             )
         options = (
             f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' "
-            "-c fsync=off -c full_page_writes=off -c max_connections=200"
+            "-c fsync=off -c full_page_writes=off -c max_connections=200 "
+            # multidb's role rotation waits this long (multidb.provisioning.set_role).
+            "-c authentication_timeout=3s"
             if os.environ.get("LOCALDB_THROWAWAY")
             else f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' "
             "-c max_connections=200"

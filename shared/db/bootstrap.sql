@@ -109,20 +109,22 @@ CREATE OR REPLACE FUNCTION tenancy_roles.is_tenant_role(p_name text) RETURNS boo
                               WHERE g.rolname = 'tenancy_tenant'))
     $$;
 
--- A new password takes two transactions. close_tenant_role makes the role NOLOGIN and
--- commits, so no one can log in with the old password any more; set_tenant_role then ends
--- every session of the role (one could set a password of its own meanwhile), checking again
--- until none is left, forgets every setting the role gave itself, for all databases or one,
--- and only then sets the password and LOGIN. A crash in between leaves the role closed, which
--- is safe, and the next call repairs it.
+-- A new password takes three transactions. close_tenant_role makes the role NOLOGIN and
+-- commits, so no new session of it can start; set_tenant_role waits for logins already under
+-- way to show, ends every session of the role (one could set a password of its own
+-- meanwhile), checking again until none is left, forgets every setting the role gave itself,
+-- for all databases or one, and sets the password; open_tenant_role, called once no login
+-- that read the old password can still be authenticating, ends any session again and allows
+-- LOGIN. A crash in between leaves the role closed, which is safe; the next call repairs it.
+DROP FUNCTION IF EXISTS tenancy_roles.close_tenant_role(text);  -- its result type changed
 CREATE OR REPLACE FUNCTION tenancy_roles.close_tenant_role(p_name text)
-    RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    RETURNS boolean LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
     AS $$
     DECLARE
         v_try int := 0;
     BEGIN
         IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles r WHERE r.rolname = p_name) THEN
-            RETURN;
+            RETURN false;
         END IF;
         IF NOT tenancy_roles.is_tenant_role(p_name) THEN
             RAISE EXCEPTION 'a role % exists and is no tenant''s', p_name;
@@ -130,7 +132,7 @@ CREATE OR REPLACE FUNCTION tenancy_roles.close_tenant_role(p_name text)
         LOOP  -- a session of the role may be changing its own password at this moment
             BEGIN
                 EXECUTE pg_catalog.format('ALTER ROLE %I NOLOGIN', p_name);
-                RETURN;
+                RETURN true;
             EXCEPTION WHEN internal_error THEN
                 v_try := v_try + 1;
                 IF v_try >= 20 THEN RAISE; END IF;
@@ -164,6 +166,42 @@ CREATE OR REPLACE FUNCTION tenancy_roles.set_tenant_role(p_name text, p_password
         IF (SELECT r.rolcanlogin FROM pg_catalog.pg_roles r WHERE r.rolname = p_name) THEN
             RAISE EXCEPTION 'role % may still log in: close_tenant_role first', p_name;
         END IF;
+        -- A login that passed its check just before NOLOGIN was committed shows in
+        -- pg_stat_activity only once its start-up ends: give every such one time to appear.
+        PERFORM pg_catalog.pg_sleep(2);
+        PERFORM tenancy_roles.end_sessions(p_name);
+        FOR v_database IN
+            SELECT d.datname FROM pg_catalog.pg_db_role_setting s
+            JOIN pg_catalog.pg_database d ON d.oid = s.setdatabase
+            WHERE s.setrole = (SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = p_name)
+        LOOP
+            EXECUTE pg_catalog.format('ALTER ROLE %I IN DATABASE %I RESET ALL', p_name, v_database);
+        END LOOP;
+        EXECUTE pg_catalog.format('ALTER ROLE %I RESET ALL', p_name);
+        EXECUTE pg_catalog.format('ALTER ROLE %I SET search_path = public', p_name);
+        EXECUTE pg_catalog.format('ALTER ROLE %I PASSWORD %L', p_name, p_password);
+    END
+    $$;
+
+-- The last step, once no login that began before the new password was committed can still
+-- be authenticating (authentication_timeout after it; the caller waits): such a login checked
+-- the old password, and would pass the LOGIN check if it came after this.
+CREATE OR REPLACE FUNCTION tenancy_roles.open_tenant_role(p_name text)
+    RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS $$
+    BEGIN
+        IF NOT tenancy_roles.is_tenant_role(p_name) THEN
+            RAISE EXCEPTION 'not a tenant role: %', p_name;
+        END IF;
+        PERFORM tenancy_roles.end_sessions(p_name);
+        EXECUTE pg_catalog.format('ALTER ROLE %I LOGIN', p_name);
+    END
+    $$;
+
+CREATE OR REPLACE FUNCTION tenancy_roles.end_sessions(p_name text)
+    RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS $$
+    BEGIN
         FOR i IN 1..100 LOOP
             PERFORM pg_catalog.pg_stat_clear_snapshot();
             EXIT WHEN NOT EXISTS (
@@ -176,17 +214,6 @@ CREATE OR REPLACE FUNCTION tenancy_roles.set_tenant_role(p_name text, p_password
         IF EXISTS (SELECT FROM pg_catalog.pg_stat_activity a WHERE a.usename = p_name) THEN
             RAISE EXCEPTION 'sessions of % would not end; it stays closed', p_name;
         END IF;
-        FOR v_database IN
-            SELECT d.datname FROM pg_catalog.pg_db_role_setting s
-            JOIN pg_catalog.pg_database d ON d.oid = s.setdatabase
-            WHERE s.setrole = (SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = p_name)
-        LOOP
-            EXECUTE pg_catalog.format('ALTER ROLE %I IN DATABASE %I RESET ALL', p_name, v_database);
-        END LOOP;
-        EXECUTE pg_catalog.format('ALTER ROLE %I RESET ALL', p_name);
-        EXECUTE pg_catalog.format('ALTER ROLE %I SET search_path = public', p_name);
-        EXECUTE pg_catalog.format('ALTER ROLE %I PASSWORD %L', p_name, p_password);
-        EXECUTE pg_catalog.format('ALTER ROLE %I LOGIN', p_name);
     END
     $$;
 
@@ -205,10 +232,13 @@ CREATE OR REPLACE FUNCTION tenancy_roles.drop_tenant_role(p_name text)
 ALTER FUNCTION tenancy_roles.is_tenant_role(text) OWNER TO tenancy_roles;
 ALTER FUNCTION tenancy_roles.close_tenant_role(text) OWNER TO tenancy_roles;
 ALTER FUNCTION tenancy_roles.set_tenant_role(text, text) OWNER TO tenancy_roles;
+ALTER FUNCTION tenancy_roles.open_tenant_role(text) OWNER TO tenancy_roles;
+ALTER FUNCTION tenancy_roles.end_sessions(text) OWNER TO tenancy_roles;
 ALTER FUNCTION tenancy_roles.drop_tenant_role(text) OWNER TO tenancy_roles;
 REVOKE ALL ON FUNCTION tenancy_roles.is_tenant_role(text), tenancy_roles.close_tenant_role(text),
-    tenancy_roles.set_tenant_role(text, text), tenancy_roles.drop_tenant_role(text) FROM PUBLIC;
+    tenancy_roles.set_tenant_role(text, text), tenancy_roles.open_tenant_role(text),
+    tenancy_roles.end_sessions(text), tenancy_roles.drop_tenant_role(text) FROM PUBLIC;
 SELECT format('GRANT USAGE ON SCHEMA tenancy_roles TO %I', :'owner_role') \gexec
 SELECT format('GRANT EXECUTE ON FUNCTION tenancy_roles.close_tenant_role(text), '
-              'tenancy_roles.set_tenant_role(text, text), tenancy_roles.drop_tenant_role(text) '
-              'TO %I', :'owner_role') \gexec
+              'tenancy_roles.set_tenant_role(text, text), tenancy_roles.open_tenant_role(text), '
+              'tenancy_roles.drop_tenant_role(text) TO %I', :'owner_role') \gexec
