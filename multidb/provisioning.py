@@ -26,7 +26,7 @@ from psycopg import sql
 
 from multidb.credentials import role_password
 from multidb.routing import alias_for, forget
-from shared.db import OWNER_ALIAS, RUNTIME_ALIAS
+from shared.db import OWNER_ALIAS, RUNTIME_ALIAS, connect_directly
 from shared.db.locks import advisory_lock
 
 
@@ -59,15 +59,9 @@ def template(host: str = "", port: int | None = None) -> Place:
 
 def server_connection(host: str = "", port: int | None = None) -> psycopg.Connection:
     """The owner role on the server's maintenance database, for CREATE and DROP DATABASE."""
-    owner = connections.settings[OWNER_ALIAS]
-    return psycopg.connect(
-        host=host or owner["HOST"],
-        port=port or owner["PORT"],
-        user=owner["USER"],
-        password=owner["PASSWORD"],
-        dbname="postgres",
-        autocommit=True,
-    )
+    server = {"host": host} if host else {}
+    server |= {"port": port} if port else {}
+    return connect_directly(OWNER_ALIAS, dbname="postgres", autocommit=True, **server)
 
 
 def database_exists(conn: psycopg.Connection, name: str) -> bool:

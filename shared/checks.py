@@ -8,7 +8,7 @@ from django.conf import settings
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 
-from shared.db import RUNTIME_ALIAS
+from shared.db import RUNTIME_ALIAS, connect_directly
 
 POOLING_MODES = ("session", "transaction")
 
@@ -107,18 +107,8 @@ def server_facts() -> tuple[int, bool]:
     every worker the same PostgreSQL session. (Being plain psycopg, it also runs where an ASGI
     server loads the middleware inside its event loop, which Django's connections refuse.)
     """
-    import psycopg
 
-    conf = settings.DATABASES[RUNTIME_ALIAS]
-    with psycopg.connect(
-        host=conf["HOST"],
-        port=conf["PORT"],
-        user=conf["USER"],
-        password=conf["PASSWORD"],
-        dbname=conf["NAME"],
-        connect_timeout=10,
-        autocommit=True,
-    ) as conn:
+    with connect_directly(RUNTIME_ALIAS, connect_timeout=10, autocommit=True) as conn:
         row = conn.execute(
             "SELECT current_setting('server_version_num')::int, "
             "has_database_privilege(current_database(), 'TEMPORARY')"

@@ -17,3 +17,20 @@ def require_owner() -> None:
             "this command needs the owner role: set OWNER_DATABASE_URL (the web server "
             "never gets it; see .env.example)"
         )
+
+
+def connect_directly(alias: str, **overrides):
+    """A psycopg connection with ``alias``'s role and server, outside Django and its pool
+    (``overrides``: psycopg's keyword arguments, such as ``dbname`` or ``host``)."""
+    import psycopg
+    from django.db import connections
+
+    conf = connections.settings[alias]
+    params = {
+        "host": conf["HOST"],
+        "port": conf["PORT"],
+        "user": conf["USER"],
+        "password": conf["PASSWORD"],
+        "dbname": conf["NAME"],
+    }
+    return psycopg.connect(**(params | overrides))

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 import psycopg
 from django.db import connections
 
-from shared.db import OWNER_ALIAS
+from shared.db import OWNER_ALIAS, connect_directly
 
 
 class Busy(Exception):
@@ -30,20 +30,13 @@ def advisory_lock(scope: str, name: str) -> Iterator[None]:
     lock first and hold it. The owner must reach PostgreSQL directly, not through a pooler in
     transaction mode, for a session-level lock to mean anything.
     """
-    conf = connections.settings[OWNER_ALIAS]
-    with psycopg.connect(
-        host=conf["HOST"],
-        port=conf["PORT"],
-        user=conf["USER"],
-        password=conf["PASSWORD"],
-        dbname="postgres",
-        autocommit=True,
-    ) as conn:
+    database = connections.settings[OWNER_ALIAS]["NAME"]
+    with connect_directly(OWNER_ALIAS, dbname="postgres", autocommit=True) as conn:
         conn.execute(f"SET lock_timeout = '{WAIT}'")
         try:
             conn.execute(
                 "SELECT pg_advisory_lock(hashtext(%s), hashtext(%s))",
-                [f"{conf['NAME']}:{scope}", name],
+                [f"{database}:{scope}", name],
             )
         except psycopg.errors.LockNotAvailable:
             raise Busy(f"another process has been provisioning {name} for {WAIT}") from None

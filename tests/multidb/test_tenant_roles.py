@@ -16,9 +16,14 @@ from multidb import provisioning
 from multidb.catalogue.models import Tenant
 from multidb.credentials import role_password
 from multidb.routing import alias_for
-from shared.db import OWNER_ALIAS
+from shared.db import OWNER_ALIAS, connect_directly
 from shared.slugs import SlugRefused
 from shared.tenancy import activate
+
+
+def login(user: str, password: str, dbname: str, **options) -> psycopg.Connection:
+    """As a client of the tenant databases' server would, with a role's name and password."""
+    return connect_directly("default", user=user, password=password, dbname=dbname, **options)
 
 
 def refused(alias: str, statement: str, params=()) -> bool:
@@ -53,15 +58,8 @@ def test_a_tenants_role_learns_nothing_of_another_tenants_database(live_db, tena
 def test_a_tenants_role_cannot_connect_to_another_tenants_database(live_db, tenant_a, tenant_b):
     a = Tenant.objects.using(OWNER_ALIAS).get(slug=tenant_a.slug)
     b = Tenant.objects.using(OWNER_ALIAS).get(slug=tenant_b.slug)
-    settings = connections[alias_for(b)].settings_dict
     with pytest.raises(psycopg.OperationalError, match="permission denied for database"):
-        psycopg.connect(
-            host=settings["HOST"],
-            port=settings["PORT"],
-            user=b.db_name,
-            password=role_password(b.db_name, b.role_generation),
-            dbname=a.db_name,
-        )
+        login(b.db_name, role_password(b.db_name, b.role_generation), a.db_name)
 
 
 def test_a_database_that_is_no_tenants_is_never_taken_over(live_db, strategy):
@@ -122,17 +120,9 @@ def test_rotating_a_role_keeps_the_tenant_served_and_retires_the_old_password(li
     if strategy.get_tenant(slug):
         strategy.drop_tenant(slug)
     tenant = strategy.create_tenant(slug, "Rotated")
-    settings = connections["default"].settings_dict
     try:
         old = role_password(tenant.db_name, tenant.role_generation)
-        before = psycopg.connect(
-            host=settings["HOST"],
-            port=settings["PORT"],
-            user=tenant.db_name,
-            password=old,
-            dbname=tenant.db_name,
-            autocommit=True,
-        )
+        before = login(tenant.db_name, old, tenant.db_name, autocommit=True)
         # What a leak's holder could do with that session: settings that break the tenant,
         # and a password of its own.
         before.execute(
@@ -148,13 +138,7 @@ def test_rotating_a_role_keeps_the_tenant_served_and_retires_the_old_password(li
             before.execute("SELECT 1")
         for password in (old, "the-leaks-own"):
             with pytest.raises(psycopg.OperationalError, match="password authentication"):
-                psycopg.connect(
-                    host=settings["HOST"],
-                    port=settings["PORT"],
-                    user=tenant.db_name,
-                    password=password,
-                    dbname=tenant.db_name,
-                )
+                login(tenant.db_name, password, tenant.db_name)
         strategy._cache.clear()
         with activate(strategy.get_tenant(slug)):  # writes work: the settings are gone
             strategy.model("project").objects.create(name="After rotation")
@@ -199,16 +183,9 @@ def test_a_new_tenant_database_is_open_to_its_role_alone(live_db, tenant_a):
 
 def test_tenant_roles_cannot_reach_the_maintenance_databases(live_db, tenant_b):
     b = Tenant.objects.using(OWNER_ALIAS).get(slug=tenant_b.slug)
-    settings = connections["default"].settings_dict
     for dbname in ("postgres", "template1"):
         with pytest.raises(psycopg.OperationalError, match="permission denied for database"):
-            psycopg.connect(
-                host=settings["HOST"],
-                port=settings["PORT"],
-                user=b.db_name,
-                password=role_password(b.db_name, b.role_generation),
-                dbname=dbname,
-            )
+            login(b.db_name, role_password(b.db_name, b.role_generation), dbname)
 
 
 def test_no_session_logs_in_with_the_old_password_while_the_role_is_rotated(live_db, strategy):
@@ -220,21 +197,13 @@ def test_no_session_logs_in_with_the_old_password_while_the_role_is_rotated(live
     if strategy.get_tenant(slug):
         strategy.drop_tenant(slug)
     tenant = strategy.create_tenant(slug, "Raced")
-    settings = connections["default"].settings_dict
     old = role_password(tenant.db_name, tenant.role_generation)
     stop, alive = threading.Event(), []
 
     def keep_logging_in() -> None:
         while not stop.is_set():
             try:
-                conn = psycopg.connect(
-                    host=settings["HOST"],
-                    port=settings["PORT"],
-                    user=tenant.db_name,
-                    password=old,
-                    dbname=tenant.db_name,
-                    autocommit=True,
-                )
+                conn = login(tenant.db_name, old, tenant.db_name, autocommit=True)
                 alive.append(conn)
             except psycopg.OperationalError:
                 pass
