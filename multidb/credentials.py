@@ -6,9 +6,13 @@ process derives the same one from ``SECRET_KEY``, the role's name and the tenant
 password: run ``rotatetenantroles --all`` then.
 """
 
+import functools
+
 from django.utils.crypto import salted_hmac
 
 
+# The router asks for it on every query of a tenant model: derive each password once.
+@functools.lru_cache(maxsize=4096)
 def role_password(role: str, generation: int) -> str:
     return salted_hmac(
         "tenancy.multidb.tenant-role", f"{role}:{generation}", algorithm="sha256"

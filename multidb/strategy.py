@@ -51,21 +51,21 @@ class DatabasePerTenant(Strategy):
     def list_tenants(self):
         return list(Tenant.objects.filter(state=Tenant.State.READY).order_by("slug"))
 
-    def reserved_names(self):
-        # Every database or role that is no tenant's, as the slug that would map onto it (the
-        # template's, any other the owner can see): provisioning never takes one over.
-        prefix = provisioning.database_name("")
+    def slug_taken(self, slug):
+        # A database that is no tenant's by the name the slug's would have (the template's,
+        # any other), or a role by that name, since a tenant's role is named like its
+        # database: provisioning never takes one over.
+        if super().slug_taken(slug):
+            return True
         with connections[OWNER_ALIAS].cursor() as cursor:
-            # A role of that name too: the tenant's role is named like its database.
             cursor.execute(
-                "SELECT substr(name, %s) FROM (SELECT datname::text FROM pg_database "
+                "SELECT EXISTS (SELECT FROM (SELECT datname::text FROM pg_database "
                 "UNION SELECT rolname::text FROM pg_roles) AS taken (name) "
-                "WHERE starts_with(name, %s) "
-                f"AND name NOT IN (SELECT db_name FROM {Tenant._meta.db_table})",
-                [len(prefix) + 1, prefix],
+                "WHERE replace(name, '-', '_') = replace(%s, '-', '_') "
+                f"AND name NOT IN (SELECT db_name FROM {Tenant._meta.db_table}))",
+                [provisioning.database_name(slug)],
             )
-            databases = {row[0] for row in cursor.fetchall()}
-        return super().reserved_names() | databases
+            return cursor.fetchone()[0]
 
     def check_slug(self, slug):
         super().check_slug(slug)

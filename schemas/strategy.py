@@ -51,15 +51,17 @@ class SchemaPerTenant(Strategy):
     def list_tenants(self):
         return list(Account.objects.order_by("slug"))
 
-    def reserved_names(self):
-        # Every schema that is no tenant's: provisioning never takes one over or drops it.
+    def slug_taken(self, slug):
+        # A schema that is no tenant's: provisioning never takes one over or drops it.
+        if super().slug_taken(slug):
+            return True
         with connections[OWNER_ALIAS].cursor() as cursor:
             cursor.execute(
-                "SELECT nspname FROM pg_namespace WHERE nspname NOT IN "
-                f"(SELECT schema_name FROM public.{Account._meta.db_table})"
+                "SELECT EXISTS (SELECT FROM pg_namespace WHERE replace(nspname, '-', '_') = %s "
+                f"AND nspname NOT IN (SELECT schema_name FROM public.{Account._meta.db_table}))",
+                [schema_name_for(slug)],
             )
-            schemas = {row[0] for row in cursor.fetchall()}
-        return super().reserved_names() | schemas
+            return cursor.fetchone()[0]
 
     def create_tenant(self, slug, name):
         return self._create(slug, name)

@@ -286,12 +286,7 @@ def write_env(
         f"RUNTIME_DATABASE_URL={url(RUNTIME_ROLE, runtime_password, '127.0.0.1', port)}\n"
         f"DJANGO_SECRET_KEY={secret_key}\n"
     )
-    # Created with mode 0600 (never readable by others, not even for a moment), and an
-    # existing file is narrowed too.
-    fd = os.open(env_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.fchmod(fd, 0o600)
-    with os.fdopen(fd, "w") as out:
-        out.write(text)
+    _write_private(env_file, text, append=False)
 
 
 def secret_key(env_file: Path) -> str:
@@ -300,11 +295,18 @@ def secret_key(env_file: Path) -> str:
     key = read_env(env_file).get("DJANGO_SECRET_KEY")
     if not key:
         key = secrets.token_urlsafe(40)
-        fd = os.open(env_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "a") as out:
-            out.write(f"DJANGO_SECRET_KEY={key}\n")
+        _write_private(env_file, f"DJANGO_SECRET_KEY={key}\n", append=True)
     return key
+
+
+def _write_private(path: Path, text: str, *, append: bool) -> None:
+    """Write ``path`` readable by its owner only: created with mode 0600 (never readable by
+    others, not even for a moment), and an existing file narrowed too."""
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC)
+    fd = os.open(path, flags, 0o600)
+    os.fchmod(fd, 0o600)
+    with os.fdopen(fd, "a" if append else "w") as out:
+        out.write(text)
 
 
 def main(argv: list[str] | None = None) -> int:

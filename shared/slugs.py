@@ -10,7 +10,7 @@ before anything is created.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable
 
 from shared.hosts import SLUG_RE
 
@@ -40,8 +40,9 @@ def identifier(slug: str) -> str:
     return slug.replace("-", "_")
 
 
-def check_slug(slug: str, reserved: Iterable[str] = ()) -> None:
-    """Raise ``SlugRefused`` unless ``slug`` may name a new tenant in every strategy."""
+def check_slug(slug: str, taken: Callable[[str], bool] = lambda slug: False) -> None:
+    """Raise ``SlugRefused`` unless ``slug`` may name a new tenant in every strategy.
+    ``taken(slug)``: whether the server has something by the names the slug maps onto."""
     if not SLUG_RE.match(slug):
         raise SlugRefused(
             f"{slug!r} is not a valid slug: lowercase letters, digits and hyphens, "
@@ -51,7 +52,7 @@ def check_slug(slug: str, reserved: Iterable[str] = ()) -> None:
         # A schema name that starts with a digit needs quoting, and django-pgschemas refuses it.
         raise SlugRefused(f"{slug!r} is refused: a slug must start with a letter")
     name = identifier(slug)
-    if name.startswith("pg_") or name in RESERVED or name in {identifier(r) for r in reserved}:
+    if name.startswith("pg_") or name in RESERVED or taken(slug):
         raise SlugRefused(
             f"{slug!r} is refused: {name!r} is reserved by the database or the strategy"
         )

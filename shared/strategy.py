@@ -56,18 +56,23 @@ class Strategy(ABC):
         """Raise ``shared.slugs.SlugRefused`` unless ``slug`` may name a new tenant."""
         from shared.slugs import check_slug
 
-        check_slug(slug, self.reserved_names())
+        check_slug(slug, self.slug_taken)
 
-    def reserved_names(self) -> set[str]:
-        """Names taken on the server right now. Every role: a schema named after a role is on
-        that role's default ``search_path`` (``"$user", public``)."""
+    def slug_taken(self, slug: str) -> bool:
+        """Whether the server has something by a name ``slug`` maps onto, right now (one
+        query, whatever the number of tenants). Here: a role, since a schema named after a role
+        is on that role's default ``search_path`` (``"$user", public``)."""
         from django.db import connections
 
         from shared.db import OWNER_ALIAS
+        from shared.slugs import identifier
 
         with connections[OWNER_ALIAS].cursor() as cursor:
-            cursor.execute("SELECT rolname FROM pg_roles")
-            return {row[0] for row in cursor.fetchall()}
+            cursor.execute(
+                "SELECT EXISTS (SELECT FROM pg_roles WHERE replace(rolname, '-', '_') = %s)",
+                [identifier(slug)],
+            )
+            return cursor.fetchone()[0]
 
     @abstractmethod
     def drop_tenant(self, slug: str) -> None: ...
