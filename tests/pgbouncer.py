@@ -8,7 +8,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from shared.localdb import LocalDBError, free_port, service_user
+from shared.cluster import ClusterError, as_service_user, free_port, service_user
 
 # Two server connections per database and role: clients really take turns on them.
 POOL_SIZE = 2
@@ -51,9 +51,8 @@ logfile = {base / "pgbouncer.log"}
     def start(self) -> None:
         binary = find()
         if binary is None:
-            raise LocalDBError("pgbouncer is not installed (Debian: apt-get install pgbouncer)")
+            raise ClusterError("pgbouncer is not installed (Debian: apt-get install pgbouncer)")
         user = service_user()  # pgbouncer, like postgres, refuses to run as root
-        kwargs = {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []} if user else {}
         if user:
             for path in self.base.iterdir():
                 shutil.chown(path, user.pw_uid, user.pw_gid)
@@ -63,17 +62,17 @@ logfile = {base / "pgbouncer.log"}
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             cwd="/",
-            **kwargs,
+            **as_service_user(),
         )
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise LocalDBError(f"pgbouncer exited: {self.process.stderr.read().decode()}")
+                raise ClusterError(f"pgbouncer exited: {self.process.stderr.read().decode()}")
             with socket.socket() as sock:
                 if sock.connect_ex(("127.0.0.1", self.port)) == 0:
                     return
             time.sleep(0.05)
-        raise LocalDBError("pgbouncer did not start listening within 10 s")
+        raise ClusterError("pgbouncer did not start listening within 10 s")
 
     def version(self) -> str:
         out = subprocess.run([find(), "--version"], capture_output=True, text=True).stdout

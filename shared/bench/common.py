@@ -1,49 +1,41 @@
-"""A private PostgreSQL cluster for benchmarks: default, durable settings, removed afterwards."""
+"""What every benchmark uses: a private cluster (PostgreSQL's default, durable settings,
+removed afterwards), manage.py, a fresh database."""
 
 from __future__ import annotations
 
 import os
 import re
 import secrets
-import shutil
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
+from shared.cluster import (
+    OWNER_ROLE,
+    RUNTIME_ROLE,
+    Cluster,
+    Credentials,
+    bootstrap,
+    temporary_cluster,
+)
 from shared.env import ROOT
-from shared.localdb import Cluster, bootstrap, free_port, url
 
 
 @contextmanager
 def private_cluster() -> Iterator[tuple[Cluster, dict[str, str]]]:
-    workdir = Path(tempfile.mkdtemp(prefix="tenancy-bench-"))
-    workdir.chmod(0o755)  # the server may run as another OS user
-    cluster = Cluster(workdir / "pg", free_port())
-    try:
-        cluster.init()
-        cluster.start()
-        owner_password, runtime_password = secrets.token_urlsafe(12), secrets.token_urlsafe(12)
-        bootstrap(cluster.admin_url(), owner_password, runtime_password)
+    with temporary_cluster(prefix="tenancy-bench-", settings={}) as cluster:
+        credentials = Credentials.generate()
+        bootstrap(cluster.admin_url(), credentials)
         yield (
             cluster,
             {
                 **os.environ,
-                "OWNER_DATABASE_URL": url(
-                    "tenancy_owner", owner_password, "127.0.0.1", cluster.port
-                ),
-                "RUNTIME_DATABASE_URL": url(
-                    "tenancy_app", runtime_password, "127.0.0.1", cluster.port
-                ),
+                **credentials.database_urls("127.0.0.1", cluster.port),
                 "TENANCY_ENV_FILE": os.devnull,
                 "DJANGO_SECRET_KEY": secrets.token_urlsafe(32),
             },
         )
-    finally:
-        cluster.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def run(main) -> int:
@@ -71,6 +63,24 @@ def manage(strategy: str, env: dict, *args: str) -> subprocess.CompletedProcess[
     return result
 
 
+def create_database(cluster: Cluster, name: str, template: str = "template1") -> None:
+    """A database as the bootstrap makes them: the owner role's, the runtime role may connect,
+    nobody else; an older one of the same name is dropped first."""
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(cluster.admin_url(), autocommit=True) as admin:
+        name_, owner, runtime = map(sql.Identifier, (name, OWNER_ROLE, RUNTIME_ROLE))
+        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name_))
+        admin.execute(
+            sql.SQL("CREATE DATABASE {} TEMPLATE {} OWNER {}").format(
+                name_, sql.Identifier(template), owner
+            )
+        )
+        admin.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(name_))
+        admin.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(name_, runtime))
+
+
 def fresh_database(cluster: Cluster, strategy: str, env: dict) -> None:
     """An empty, migrated database for the strategy (and none of its tenants' databases)."""
     import psycopg
@@ -79,17 +89,11 @@ def fresh_database(cluster: Cluster, strategy: str, env: dict) -> None:
     name = f"tenancy_{strategy}"
     with psycopg.connect(cluster.admin_url(), autocommit=True) as admin:
         for (each,) in admin.execute(
-            "SELECT datname FROM pg_database WHERE datname = %s OR datname LIKE %s",
-            [name, name.replace("_", r"\_") + r"\_%"],
+            "SELECT datname FROM pg_database WHERE datname LIKE %s",
+            [name.replace("_", r"\_") + r"\_%"],
         ).fetchall():
             admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(each)))
-        admin.execute(
-            sql.SQL("CREATE DATABASE {} OWNER tenancy_owner").format(sql.Identifier(name))
-        )
-        admin.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(sql.Identifier(name)))
-        admin.execute(
-            sql.SQL("GRANT CONNECT ON DATABASE {} TO tenancy_app").format(sql.Identifier(name))
-        )
+    create_database(cluster, name)
     manage(strategy, env, "migrate", "--verbosity", "0")
 
 

@@ -33,10 +33,17 @@ from pathlib import Path
 
 import psutil
 import psycopg
-from psycopg import sql
 
-from shared.bench.common import ROOT, fresh_database, manage, private_cluster, run
+from shared.bench.common import (
+    ROOT,
+    create_database,
+    fresh_database,
+    manage,
+    private_cluster,
+    run,
+)
 from shared.bench.server import gunicorn
+from shared.cluster import RUNTIME_ROLE
 
 STRATEGIES = ["rls", "multidb", "schemas"]
 TARGETS = ["rls", "rls-control", "multidb", "schemas", "ceiling"]
@@ -108,18 +115,7 @@ def prepare(cluster, env, args, workdir: Path) -> dict[str, dict]:
 
 def control_database(cluster, env) -> dict[str, str]:
     """A copy of the rls database with row-level security off on every table, same role."""
-    with psycopg.connect(cluster.admin_url(), autocommit=True) as admin:
-        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-            sql.Identifier(CONTROL_DB)))  # fmt: skip
-        admin.execute(
-            sql.SQL("CREATE DATABASE {} TEMPLATE tenancy_rls OWNER tenancy_owner").format(
-                sql.Identifier(CONTROL_DB)
-            )
-        )
-        admin.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(
-            sql.Identifier(CONTROL_DB)))  # fmt: skip
-        admin.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO tenancy_app").format(
-            sql.Identifier(CONTROL_DB)))  # fmt: skip
+    create_database(cluster, CONTROL_DB, template="tenancy_rls")
     with psycopg.connect(cluster.admin_url(CONTROL_DB), autocommit=True) as admin:
         tables = admin.execute(
             "SELECT oid::regclass::text FROM pg_class WHERE relrowsecurity AND relkind = 'r'"
@@ -237,8 +233,9 @@ def runtime_connections(cluster) -> int:
     """The web server's connections: the runtime role's, and multidb's tenant roles'."""
     with psycopg.connect(cluster.admin_url(), autocommit=True) as admin:
         return admin.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE usename = 'tenancy_app' "
-            "OR pg_has_role(usesysid, 'tenancy_tenant', 'MEMBER')"
+            "SELECT count(*) FROM pg_stat_activity WHERE usename = %s "
+            "OR pg_has_role(usesysid, 'tenancy_tenant', 'MEMBER')",
+            [RUNTIME_ROLE],
         ).fetchone()[0]
 
 

@@ -15,7 +15,7 @@ import sys
 import time
 
 from shared.bench.common import ROOT, fresh_database, manage, private_cluster, rows_created
-from shared.localdb import LocalDBError
+from shared.cluster import ClusterError
 
 
 def row_by_row(strategy: str, env: dict, accounts: int) -> tuple[int, float]:
@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with private_cluster() as (cluster, env):
             measure(cluster, env, args)
-    except LocalDBError as exc:
+    except ClusterError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0

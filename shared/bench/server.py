@@ -12,8 +12,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from shared.cluster import free_port
 from shared.env import ROOT
-from shared.localdb import free_port
 
 
 class ServerError(RuntimeError):

@@ -17,9 +17,9 @@ from django.conf import settings
 from django.db import connections
 
 from shared.bench.server import get, gunicorn
+from shared.cluster import Cluster, url
 from shared.db import OWNER_ALIAS, RUNTIME_ALIAS
 from shared.env import ROOT
-from shared.localdb import Cluster, url
 from shared.pages import ACCOUNT_CELL
 from shared.testdata import Volumes, generate_tenant
 from tests.contract.test_createtestdata import numbered_tenants  # noqa: F401 (a fixture)

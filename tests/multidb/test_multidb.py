@@ -16,7 +16,7 @@ from django.test import Client
 from multidb.catalogue.models import Tenant
 from multidb.middleware import TenantAtomicRequests
 from multidb.routing import NoTenantError, alias_for
-from shared.localdb import free_port
+from shared.cluster import free_port
 from shared.tenancy import activate
 
 LATEST = "tracker.0002_tenant_role_rights"  # the newest migration of the tenant databases

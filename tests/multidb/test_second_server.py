@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import shutil
-import tempfile
-from pathlib import Path
 
 import pytest
 from django.conf import settings
@@ -14,25 +11,20 @@ from django.core.management import call_command
 from django.test import Client
 
 from multidb.catalogue.models import Tenant
-from shared.localdb import Cluster, bootstrap, free_port
+from shared.cluster import Credentials, bootstrap, temporary_cluster
 from shared.tenancy import activate
 
 
 @pytest.fixture(scope="module")
 def second_server():
-    base = Path(tempfile.mkdtemp(prefix="tenancy-second-"))
-    base.chmod(0o755)
-    cluster = Cluster(base / "pg", free_port())
-    cluster.init()
-    cluster.start()
-    bootstrap(
-        cluster.admin_url(),
-        settings.DATABASES["owner"]["PASSWORD"],
-        settings.DATABASES["default"]["PASSWORD"],
-    )
-    yield cluster
-    cluster.stop()
-    shutil.rmtree(base, ignore_errors=True)
+    with temporary_cluster(prefix="tenancy-second-") as cluster:
+        bootstrap(
+            cluster.admin_url(),
+            Credentials(
+                settings.DATABASES["owner"]["PASSWORD"], settings.DATABASES["default"]["PASSWORD"]
+            ),
+        )
+        yield cluster
 
 
 def test_a_tenant_on_a_second_server(live_db, strategy, second_server, tmp_path):

@@ -11,8 +11,8 @@ import psycopg
 from django.conf import settings
 from django.db import connections
 
+from shared.cluster import url
 from shared.db import RUNTIME_ALIAS
-from shared.localdb import url
 from shared.tenancy import activate
 
 PGBOUNCER_PORT = os.environ.get("TENANCY_PGBOUNCER_PORT")

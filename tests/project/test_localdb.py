@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from shared.cluster import free_port
 from shared.env import ROOT, read_env_file
-from shared.localdb import free_port
 
 
 def localdb(*args: str, env: dict | None = None) -> subprocess.CompletedProcess[str]:
@@ -133,7 +133,7 @@ def test_a_folder_the_server_account_cannot_reach_is_reported(tmp_path):
 
 def test_bootstrap_keeps_every_password_off_the_command_line(monkeypatch):
     """`ps` shows every process's arguments to every user of the machine."""
-    import shared.localdb
+    import shared.cluster
 
     admin_url = os.environ["TENANCY_TEST_ADMIN_URL"]
     seen: list[list[str]] = []
@@ -143,11 +143,11 @@ def test_bootstrap_keeps_every_password_off_the_command_line(monkeypatch):
         seen.append([str(a) for a in args])
         return real_run(args, *rest, **kwargs)
 
-    monkeypatch.setattr(shared.localdb.subprocess, "run", spy)
+    monkeypatch.setattr(shared.cluster.subprocess, "run", spy)
     owner, runtime = "owner-pw-" + os.urandom(6).hex(), "runtime-pw-" + os.urandom(6).hex()
     superuser_password = admin_url.split(":")[2].split("@")[0]
     try:
-        shared.localdb.bootstrap(admin_url, owner, runtime)
+        shared.cluster.bootstrap(admin_url, shared.cluster.Credentials(owner, runtime))
         import psycopg
         from psycopg.conninfo import conninfo_to_dict
 
@@ -164,10 +164,11 @@ def test_bootstrap_keeps_every_password_off_the_command_line(monkeypatch):
         # Put back the passwords the rest of the run uses.
         from django.conf import settings
 
-        shared.localdb.bootstrap(
+        shared.cluster.bootstrap(
             admin_url,
-            settings.DATABASES["owner"]["PASSWORD"],
-            settings.DATABASES["default"]["PASSWORD"],
+            shared.cluster.Credentials(
+                settings.DATABASES["owner"]["PASSWORD"], settings.DATABASES["default"]["PASSWORD"]
+            ),
         )
     assert seen
     for args in seen:
