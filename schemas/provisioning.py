@@ -13,35 +13,21 @@ the reference schema, whose rows every later clone would copy, and none on a sch
 from __future__ import annotations
 
 import gzip
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import django_pgschemas
 from django.conf import settings
 from django.db import connections, transaction
-from django_pgschemas import schema as pgschemas
 from django_pgschemas.schema import Schema
 from psycopg import sql
 
+from schemas.activation import active_schema
 from shared.db import OWNER_ALIAS
 from shared.db.grants import runtime_role
 from shared.db.locks import advisory_lock
 from shared.migrating import Unit, migrate_unit
 
 CLONE_FUNCTION = Path(django_pgschemas.__file__).parent / "clone_schema.gz"
-
-
-@contextmanager
-def active_schema(schema: Schema) -> Iterator[None]:
-    """django-pgschemas' ``override()``, restoring the previous schema even when the block
-    raises (1.1.1's skips the reset then, and leaves the schema active)."""
-    token = pgschemas.push(schema)
-    try:
-        yield
-    finally:
-        if token is not None:
-            pgschemas.active.reset(token)
 
 
 def reference() -> Schema:

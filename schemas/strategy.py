@@ -10,8 +10,8 @@ from django.db.models import Value
 from django_pgschemas.schema import get_default_schema
 
 from schemas import provisioning
+from schemas.activation import active_schema
 from schemas.customers.models import Account, Domain
-from schemas.provisioning import active_schema
 from shared.copy import load_contained
 from shared.db import OWNER_ALIAS
 from shared.slugs import SlugRefused, identifier

@@ -8,12 +8,40 @@ rows, are made with ``RowFactory.rows``.
 """
 
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 import factory
 import factory.random
 from faker.providers.lorem.en_US import Provider as LoremProvider
 
-from shared.testdata import ProjectRow, SubtaskRow, TaskRow, UserRow
+
+class UserRow(NamedTuple):
+    email: str
+    first_name: str
+    last_name: str
+    password: str
+    is_active: bool
+    date_joined: datetime
+
+
+class ProjectRow(NamedTuple):
+    name: str
+    details: str
+
+
+class TaskRow(NamedTuple):
+    project: int  # index into TenantData.projects
+    name: str
+    is_complete: bool
+    details: str
+
+
+class SubtaskRow(NamedTuple):
+    task: int  # index into TenantData.tasks
+    name: str
+    is_complete: bool
+    details: str
+
 
 # Fixed bounds: dates relative to "now" would make the data differ from day to day.
 JOINED_FROM = datetime(2020, 1, 1, tzinfo=UTC)

@@ -89,11 +89,6 @@ class Strategy(ABC):
         """What `migratetenants` migrates: units to migrate first, one at a time (templates),
         then units that may be migrated in parallel."""
 
-    def migrate_tenants(self, verbosity: int = 1) -> None:
-        from django.core.management import call_command
-
-        call_command("migratetenants", verbosity=verbosity)
-
     @abstractmethod
     def subtask_list(self) -> QuerySet:
         """The active tenant's subtasks for the list page, ordered, each with ``account_name``

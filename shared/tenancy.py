@@ -7,6 +7,8 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any, Protocol
 
+from django.apps import apps
+
 
 class TenantLike(Protocol):
     """What every strategy's tenant offers: rls's and schemas' Account, multidb's catalogue
@@ -28,11 +30,10 @@ def get_current_tenant() -> TenantLike | None:
 def activate(tenant: TenantLike | None) -> Iterator[TenantLike | None]:
     """Make ``tenant`` current inside the block (``None``: no tenant), and run the strategy's own
     activation. Blocks nest; leaving one restores whatever was current before it."""
-    from shared.strategy import get_strategy
-
     token = _current.set(tenant)
     try:
-        with get_strategy().activation(tenant):
+        # The strategy, through the app registry: this module stays free of the strategies.
+        with apps.get_app_config("shared").activation(tenant):
             yield tenant
     finally:
         _current.reset(token)

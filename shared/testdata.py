@@ -1,6 +1,6 @@
 """Deterministic test data: account ``tenant-N`` gets the same rows in every strategy and run.
 
-The shape of each row is defined once, by the factories in ``shared.factories``; this module
+The shape of each row is defined once, with the factories in ``shared.factories``; this module
 decides how many rows each account gets and seeds the generators per account, so an account's
 rows do not depend on which other accounts are generated or in what order.
 """
@@ -8,36 +8,11 @@ rows do not depend on which other accounts are generated or in what order.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import NamedTuple
 
+import factory.random
 
-class UserRow(NamedTuple):
-    email: str
-    first_name: str
-    last_name: str
-    password: str
-    is_active: bool
-    date_joined: datetime
-
-
-class ProjectRow(NamedTuple):
-    name: str
-    details: str
-
-
-class TaskRow(NamedTuple):
-    project: int  # index into TenantData.projects
-    name: str
-    is_complete: bool
-    details: str
-
-
-class SubtaskRow(NamedTuple):
-    task: int  # index into TenantData.tasks
-    name: str
-    is_complete: bool
-    details: str
+from shared import factories
+from shared.factories import ProjectRow, SubtaskRow, TaskRow, UserRow
 
 
 @dataclass
@@ -76,10 +51,6 @@ def slug_for(number: int) -> str:
 def generate_tenant(
     number: int, *, seed: int = 0, volumes: Volumes = Volumes(), password: str = ""
 ) -> TenantData:
-    import factory.random
-
-    from shared import factories
-
     # One seed per account: its rows are the same whatever else is generated around it.
     factory.random.reseed_random(f"tenancy:{seed}:{number}")
     rng = factory.random.randgen

@@ -33,7 +33,7 @@ migrated = []
 if strategy.name == "schemas":
     from django.db import connections
     from django_pgschemas.schema import Schema
-    from schemas.provisioning import active_schema
+    from schemas.activation import active_schema
     from shared.migrating import Unit, migrate_unit
     for n in range({compare}):
         name = f"migrated_{{n}}"

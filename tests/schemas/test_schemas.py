@@ -12,8 +12,8 @@ from django.db import ProgrammingError, connections, transaction
 from django.test import Client
 from django_pgschemas.schema import get_current_schema
 
+from schemas.activation import active_schema as override
 from schemas.customers.models import Account, Domain
-from schemas.provisioning import active_schema as override
 from shared.tenancy import activate
 
 
