@@ -12,7 +12,7 @@ STRATEGIES := rls multidb schemas
 export PGPORT
 
 .DEFAULT_GOAL := help
-.PHONY: help install check-strategy up serve down test lint format lock bench bench-scale bench-load bench-tenants slides slides-install clean
+.PHONY: help install check-strategy up serve down test lint format lock bench-install bench bench-scale bench-load bench-tenants slides slides-install clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -78,21 +78,27 @@ lock: ## Re-resolve pyproject.toml into requirements.lock
 # `make bench` knobs; ACCOUNTS and WORKERS count only when given on the command line here,
 # since `make up` has its own defaults for them.
 BENCH_ACCOUNTS = $(if $(filter command line,$(origin ACCOUNTS)),$(ACCOUNTS),100)
-bench: install ## Compare the strategies, a ceiling and a control under locust (about 10 min)
-	$(PY) -m shared.bench.compare --accounts $(BENCH_ACCOUNTS) --users $(or $(USERS),20) \
+bench-install: $(VENV)/.bench-installed
+
+$(VENV)/.bench-installed: $(VENV)/.installed
+	$(VENV)/bin/pip install --quiet -e '.[bench]' -c requirements.lock
+	@touch $@
+
+bench: install bench-install ## Compare the strategies, a ceiling and a control under locust (about 10 min)
+	$(PY) -m bench.compare --accounts $(BENCH_ACCOUNTS) --users $(or $(USERS),20) \
 		--spawn-rate $(or $(SPAWN_RATE),10) --duration $(or $(DURATION),30s) \
 		--rounds $(or $(ROUNDS),3) --workers $(WORKERS)
 
-bench-scale: install ## Cost as tenants grow: provisioning, migrations, sizes, connections, p95 (COUNTS=10,100)
-	$(PY) -m shared.bench.scale --counts $(COUNTS) --duration $(or $(DURATION),15s) \
+bench-scale: install bench-install ## Cost as tenants grow: provisioning, migrations, sizes, connections, p95 (COUNTS=10,100)
+	$(PY) -m bench.scale --counts $(COUNTS) --duration $(or $(DURATION),15s) \
 		--workers $(WORKERS)
 
-bench-load: install ## createtestdata into rls: median rows/s of RUNS runs (ACCOUNTS=2000 RUNS=3)
-	$(PY) -m shared.bench.load --strategy rls --accounts $(if $(filter command line,$(origin ACCOUNTS)),$(ACCOUNTS),2000) --runs $(or $(RUNS),3)
+bench-load: install bench-install ## createtestdata into rls: median rows/s of RUNS runs (ACCOUNTS=2000 RUNS=3)
+	$(PY) -m bench.load --strategy rls --accounts $(if $(filter command line,$(origin ACCOUNTS)),$(ACCOUNTS),2000) --runs $(or $(RUNS),3)
 
-bench-tenants: install ## multidb and schemas: provisioning, migratetenants, loading beside rls (TENANTS=200)
-	$(PY) -m shared.bench.tenants --strategy multidb --tenants $(or $(TENANTS),200)
-	$(PY) -m shared.bench.tenants --strategy schemas --tenants $(or $(TENANTS),200)
+bench-tenants: install bench-install ## multidb and schemas: provisioning, migratetenants, loading beside rls (TENANTS=200)
+	$(PY) -m bench.tenants --strategy multidb --tenants $(or $(TENANTS),200)
+	$(PY) -m bench.tenants --strategy schemas --tenants $(or $(TENANTS),200)
 
 slides-install: presentation/node_modules/.package-lock.json ## Install reveal.js from npm (once)
 

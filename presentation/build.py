@@ -8,8 +8,8 @@ Python object by its dotted name (class, function, method or assignment), and
 ``<pre data-quote="shared/db/bootstrap.sql#roles"></pre>`` the lines between ``-- slide: roles``
 (or ``# slide: roles``) and ``-- end slide``. A quote that is not there stops the build with
 the slide that wanted it, so the deck cannot drift from the code. ``<!-- bench-table -->`` and
-``<!-- bench-scale-table -->`` become the tables `make bench` and `make bench-scale` last wrote
-into the README.
+``<!-- bench-scale-table -->`` become the tables of the results `make bench` and `make
+bench-scale` last kept in presentation/figures/ (bench.json, bench-scale.json).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import re
 import sys
 from pathlib import Path
 
+from bench.tables import html_table, read_latest
 from shared.env import ROOT
 
 HERE = Path(__file__).resolve().parent
@@ -89,26 +90,11 @@ def quote(reference: str, root: Path = ROOT) -> tuple[str, str]:
         raise QuoteMissing(f"{file} {exc}") from None
 
 
-def markdown_table(readme: str, name: str) -> str:
-    match = re.search(rf"<!-- {name}:start -->\n(.*?)\n<!-- {name}:end -->", readme, re.S)
-    if not match:
-        return "<p>(not measured yet)</p>"
-    out, rows = [], []
-    for line in match.group(1).splitlines():
-        if line.startswith("|") and not re.match(r"^\|[-:|]+\|$", line):
-            rows.append([html.escape(c.strip()) for c in line.strip("|").split("|")])
-        elif line.strip() and not line.startswith("|"):
-            out.append(f'<p class="caption">{html.escape(line)}</p>')
-    if rows:
-        head, *body = rows
-        out.append(
-            '<table class="results"><thead><tr>'
-            + "".join(f"<th>{c}</th>" for c in head)
-            + "</tr></thead><tbody>"
-            + "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in body)
-            + "</tbody></table>"
-        )
-    return "\n".join(out)
+def results_table(kind: str, figures: Path = HERE / "figures") -> str:
+    """The table of the results document `make bench` (``bench``) or `make bench-scale`
+    (``bench-scale``) last kept beside its charts."""
+    table = read_latest(figures, kind)
+    return html_table(table) if table else "<p>(not measured yet)</p>"
 
 
 def build(source: Path = HERE / "slides.html", root: Path = ROOT) -> str:
@@ -130,9 +116,8 @@ def build(source: Path = HERE / "slides.html", root: Path = ROOT) -> str:
         )
 
     text = QUOTE.sub(replace, text)
-    readme = (root / "README.md").read_text() if (root / "README.md").exists() else ""
-    text = text.replace("<!-- bench-table -->", markdown_table(readme, "bench"))
-    return text.replace("<!-- bench-scale-table -->", markdown_table(readme, "bench-scale"))
+    text = text.replace("<!-- bench-table -->", results_table("bench"))
+    return text.replace("<!-- bench-scale-table -->", results_table("bench-scale"))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,8 +1,5 @@
 """Refuse to run when the database would not enforce tenant isolation for the runtime role."""
 
-import os
-import sys
-
 from django.apps import apps
 from django.conf import settings
 from django.core import checks
@@ -141,24 +138,6 @@ def refuse_unsafe_database() -> None:
         connections[RUNTIME_ALIAS].close()
         if hasattr(connections[RUNTIME_ALIAS], "close_pool"):
             connections[RUNTIME_ALIAS].close_pool()
-    if errors and benchmark_control():
-        print(
-            f"WARNING: serving {control_database()} with row-level security off: the "
-            "benchmark's control run (shared.bench.compare), never a deployment",
-            file=sys.stderr,
-        )
-        return
     if errors:
         lines = "\n".join(f"  {e.id}: {e.msg}" for e in errors)
         raise ImproperlyConfigured(f"refusing to serve; tenant isolation is not enforced:\n{lines}")
-
-
-def control_database() -> str:
-    return settings.DATABASES[RUNTIME_ALIAS]["NAME"]
-
-
-def benchmark_control() -> bool:
-    """`make bench` measures what row-level security costs by serving a copy of the database
-    with its policies off. Only that copy, named in the environment, may be served so."""
-    name = control_database()
-    return name.endswith("_control") and os.environ.get("RLS_BENCHMARK_CONTROL") == name

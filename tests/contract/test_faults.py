@@ -16,7 +16,7 @@ import pytest
 from django.conf import settings
 from django.db import connections
 
-from shared.bench.server import get, gunicorn
+from bench.server import get, gunicorn
 from shared.cluster import Cluster, url
 from shared.db import OWNER_ALIAS, RUNTIME_ALIAS
 from shared.env import ROOT

@@ -35,7 +35,7 @@ def run(module: str, tmp_path: Path, *args: str) -> tuple[dict, str]:
 def test_make_bench_in_miniature(tmp_path):
     (tmp_path / "README.md").write_text("before\n<!-- bench:start -->\nold\n<!-- bench:end -->\n")
     document, out = run(
-        "shared.bench.compare", tmp_path,
+        "bench.compare", tmp_path,
         "--accounts", "3", "--users", "2", "--spawn-rate", "2", "--duration", "3", "--rounds", "1",
     )  # fmt: skip
     assert document["targets"] == ["rls", "rls-control", "multidb", "schemas", "ceiling"]
@@ -54,7 +54,7 @@ def test_make_bench_in_miniature(tmp_path):
 
 def test_make_bench_scale_in_miniature(tmp_path):
     document, _ = run(
-        "shared.bench.scale", tmp_path,
+        "bench.scale", tmp_path,
         "--counts", "2", "--strategies", "rls,schemas", "--duration", "2", "--users", "2",
     )  # fmt: skip
     assert [(r["strategy"], r["tenants"]) for r in document["rows"]] == [
@@ -70,7 +70,7 @@ def test_make_bench_scale_in_miniature(tmp_path):
 
 def test_ctrl_c_stops_everything_the_run_started(tmp_path):
     process = subprocess.Popen(
-        [sys.executable, "-m", "shared.bench.compare", "--accounts", "2", "--users", "2",
+        [sys.executable, "-m", "bench.compare", "--accounts", "2", "--users", "2",
          "--duration", "60", "--rounds", "1", "--targets", "rls",
          "--results", str(tmp_path / "results"), "--no-report"],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -96,7 +96,7 @@ def test_ctrl_c_stops_everything_the_run_started(tmp_path):
 CHECK = """
 import json, sys
 from types import SimpleNamespace
-from shared.bench import locustfile as lf
+from bench import locustfile as lf
 tenant = lf.TENANTS[0]
 def page(account, names):
     rows = "".join(

@@ -5,61 +5,18 @@
 - migratetenants with nothing to do over those tenants (the whole command, as a user runs it),
 - createtestdata --accounts N into the strategy beside the same run into rls.
 
-    python -m shared.bench.tenants --strategy multidb --tenants 200
+    python -m bench.tenants --strategy multidb --tenants 200
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
-import subprocess
 import sys
 import time
 
-from shared.bench.common import ROOT, fresh_database, manage, private_cluster, rows_created
+from bench.common import fresh_database, manage, private_cluster, provision, rows_created
 from shared.cluster import ClusterError
-
-PROVISION = """
-import json, time, django
-django.setup()
-from shared.strategy import get_strategy
-strategy = get_strategy()
-times = []
-for n in range({count}):
-    started = time.perf_counter()
-    strategy.create_tenant(f"bench-{{n}}", f"Bench {{n}}")
-    times.append(time.perf_counter() - started)
-migrated = []
-if strategy.name == "schemas":
-    from django.db import connections
-    from django_pgschemas.schema import Schema
-    from schemas.activation import active_schema
-    from shared.migrating import Unit, migrate_unit
-    for n in range({compare}):
-        name = f"migrated_{{n}}"
-        started = time.perf_counter()
-        with connections["owner"].cursor() as cursor:
-            cursor.execute(f"CREATE SCHEMA {{name}}")
-        schema = Schema.create(name)
-        migrate_unit(Unit(name, "owner", context=lambda: active_schema(schema)))
-        migrated.append(time.perf_counter() - started)
-print(json.dumps([times, migrated]))
-"""
-
-
-def provision(env: dict, strategy: str, count: int) -> tuple[list[float], list[float]]:
-    import json
-
-    result = subprocess.run(
-        [sys.executable, "-c", PROVISION.format(count=count, compare=min(count, 20))],
-        cwd=ROOT,
-        env={**env, "DJANGO_SETTINGS_MODULE": f"{strategy}.settings"},
-        capture_output=True,
-        text=True,
-    )
-    if result.returncode != 0:
-        raise SystemExit(f"error: provisioning failed:\n{result.stderr.strip()}")
-    return json.loads(result.stdout)
 
 
 def main(argv: list[str] | None = None) -> int:

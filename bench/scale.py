@@ -1,6 +1,6 @@
 """`make bench-scale`: what each strategy costs as tenants grow (10, 100, 1,000 by default).
 
-    python -m shared.bench.scale [--counts 10,100] [--strategies rls,multidb,schemas]
+    python -m bench.scale [--counts 10,100] [--strategies rls,multidb,schemas]
         [--duration 15s] [--users 10] [--workers 2]
 
 Per strategy and tenant count, on one private cluster (default, durable settings): the time to
@@ -26,19 +26,21 @@ from pathlib import Path
 
 import psycopg
 
-from shared.bench.common import ROOT, fresh_database, manage, private_cluster, run
-from shared.bench.compare import (
+from bench.common import (
+    ROOT,
     environment_facts,
-    locust_result,
-    runtime_connections,
+    fresh_database,
+    manage,
+    private_cluster,
+    provision,
+    run,
     say,
     seconds,
-    start_locust,
-    stop,
-    tree_rss,
+    shown,
 )
-from shared.bench.server import get, gunicorn
-from shared.bench.tenants import provision
+from bench.driving import locust_result, runtime_connections, start_locust, stop, tree_rss
+from bench.server import get, gunicorn
+from bench.tables import markdown, scale_table, write_latest
 
 SMALL = ["--min-users=1", "--max-users=2", "--min-projects=1", "--max-projects=3",
          "--min-tasks=1", "--max-tasks=3", "--min-subtasks=1", "--max-subtasks=5"]  # fmt: skip
@@ -168,21 +170,6 @@ def load(port: int, tenants: Path, args, stem: Path) -> dict:
     }
 
 
-def markdown(document: dict) -> str:
-    keys = list(MEASURES)
-    lines = [
-        "| strategy | tenants | " + " | ".join(k.replace("_", " ") for k in keys) + " |",
-        "|---|---:|" + "---:|" * len(keys),
-    ]
-    for row in document["rows"]:
-        lines.append(
-            f"| {row['strategy']} | {row['tenants']:,} | "
-            + " | ".join(f"{row.get(k):,}" if row.get(k) is not None else "-" for k in keys)
-            + " |"
-        )
-    return "\n".join(lines)
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     say(f"make bench-scale: {', '.join(args.strategies)} at {args.counts} tenants")
@@ -213,20 +200,15 @@ def main(argv: list[str] | None = None) -> int:
     args.results.mkdir(parents=True, exist_ok=True)
     out = args.results / f"bench-scale-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.json"
     out.write_text(json.dumps(document, indent=2) + "\n")
-    table = markdown(document)
-    say("\n" + table + f"\n\nResults: {out}")
+    table = markdown(scale_table(document))
+    say("\n" + table + f"\n\nResults: {shown(out)}")
     if not args.no_report:
-        from shared.bench.report import scale_charts, update_readme
+        from bench.report import scale_charts, update_readme
 
         for figure in scale_charts(document, args.figures):
-            say(f"Chart: {figure}")
-        m = document["machine"]
-        caption = (
-            f"Measured {document['created'][:10]} on {m['cores']} cores, {m['memory_gb']} GB; "
-            f"PostgreSQL {document['versions']['postgresql']}; {args.workers} gunicorn workers, "
-            f"{args.users} locust users for {args.duration} s per row."
-        )
-        update_readme(args.readme, "bench-scale", caption + "\n\n" + table)
+            say(f"Chart: {shown(figure)}")
+        say(f"Latest results (the slides' table): {shown(write_latest(document, args.figures))}")
+        update_readme(args.readme, "bench-scale", table)
     bad = sum(r["failures"] + r["wrong_rows"] for r in rows)
     return 1 if bad else 0
 

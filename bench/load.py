@@ -2,7 +2,7 @@
 database on a private PostgreSQL cluster (durable settings, nothing tuned), beside the
 row-by-row ORM saves that bulk loading replaces, measured in the same run.
 
-    python -m shared.bench.load --strategy rls --accounts 2000 --runs 3
+    python -m bench.load --strategy rls --accounts 2000 --runs 3
 """
 
 from __future__ import annotations
@@ -10,53 +10,16 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import time
 
-from shared.bench.common import ROOT, fresh_database, manage, private_cluster, rows_created
+from bench.common import fresh_database, in_django, manage, private_cluster, rows_created
 from shared.cluster import ClusterError
 
 
-def row_by_row(strategy: str, env: dict, accounts: int) -> tuple[int, float]:
-    """The approach bulk loading replaces: one ORM save per row, as the runtime role."""
-    code = f"""
-import time, django
-django.setup()
-from django.db import router, transaction
-from shared.strategy import get_strategy
-from shared.tenancy import activate
-from shared.testdata import generate_tenant
-s = get_strategy()
-User, Project, Task, Subtask = (s.model(n) for n in ("user", "project", "task", "subtask"))
-rows = 0
-started = time.perf_counter()
-for number in range(1, {accounts} + 1):
-    data = generate_tenant(100000 + number)
-    tenant = s.create_tenant(data.slug, data.name)
-    with activate(tenant), transaction.atomic(using=router.db_for_write(Subtask)):
-        for u in data.users:
-            User(**u._asdict()).save()
-        projects = [Project.objects.create(name=p.name, details=p.details) for p in data.projects]
-        tasks = [Task.objects.create(project=projects[t.project], name=t.name,
-                                     is_complete=t.is_complete, details=t.details)
-                 for t in data.tasks]
-        for st in data.subtasks:
-            Subtask.objects.create(task=tasks[st.task], name=st.name,
-                                   is_complete=st.is_complete, details=st.details)
-    rows += sum(data.counts().values())
-print(rows, time.perf_counter() - started)
-"""
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        env={**env, "DJANGO_SETTINGS_MODULE": f"{strategy}.settings"},
-    )
-    if result.returncode != 0:
-        raise SystemExit(f"error: the row-by-row baseline failed:\n{result.stderr.strip()}")
-    rows, seconds = result.stdout.split()
+def row_by_row(strategy: str, env: dict[str, str], accounts: int) -> tuple[int, float]:
+    """The approach bulk loading replaces (bench/row_by_row.py), as the runtime role."""
+    rows, seconds = in_django(strategy, env, "bench.row_by_row", "--accounts", str(accounts))  # type: ignore[misc]
     return int(rows), float(seconds)
 
 

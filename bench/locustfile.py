@@ -2,8 +2,9 @@
 with every response checked for the right tenant and the right number of rows.
 
 Reads the tenants from the JSON file named by TENANCY_BENCH_TENANTS (``manage.py
-listtenants --json``). Writes what the checks found to TENANCY_BENCH_CHECKS, if set. One
-wrong row makes the run exit non-zero.
+listtenants --json``). At the end writes locust's own totals (requests, failures, requests/s,
+percentiles) and what the checks found to TENANCY_BENCH_RESULT, if set. One wrong row makes
+the run exit non-zero.
 """
 
 from __future__ import annotations
@@ -74,8 +75,20 @@ def check(response, tenant: dict, page: int) -> str | None:
 
 @events.quitting.add_listener
 def _report(environment, **kwargs):
-    if path := os.environ.get("TENANCY_BENCH_CHECKS"):
+    # Fired once every user has stopped: the totals are final (the CSV files locust writes
+    # are snapshots taken every second, and may miss the last requests).
+    if path := os.environ.get("TENANCY_BENCH_RESULT"):
+        total = environment.stats.total
+        totals = {
+            "requests": total.num_requests,
+            "failures": total.num_failures,
+            "rps": total.total_rps,
+            **{
+                f"p{round(q * 100)}_ms": total.get_response_time_percentile(q) or 0
+                for q in (0.50, 0.95, 0.99)
+            },
+        }
         with open(path, "w") as out:
-            json.dump(CHECKS, out)
+            json.dump({"totals": totals, "checks": CHECKS}, out)
     if CHECKS["wrong_tenant"] or CHECKS["wrong_rows"]:
         environment.process_exit_code = 3

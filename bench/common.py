@@ -1,0 +1,168 @@
+"""What every benchmark uses: a private cluster (PostgreSQL's default, durable settings,
+removed afterwards), manage.py and modules run inside a strategy's Django, a fresh database,
+the facts of the machine."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import secrets
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import psutil
+import psycopg
+from psycopg import sql
+
+from shared.cluster import (
+    OWNER_ROLE,
+    RUNTIME_ROLE,
+    Cluster,
+    Credentials,
+    bootstrap,
+    temporary_cluster,
+)
+from shared.env import ROOT
+
+
+@contextmanager
+def private_cluster() -> Iterator[tuple[Cluster, dict[str, str]]]:
+    with temporary_cluster(prefix="tenancy-bench-", settings={}) as cluster:
+        credentials = Credentials.generate()
+        bootstrap(cluster.admin_url(), credentials)
+        yield (
+            cluster,
+            {
+                **os.environ,
+                **credentials.database_urls("127.0.0.1", cluster.port),
+                "TENANCY_ENV_FILE": os.devnull,
+                "DJANGO_SECRET_KEY": secrets.token_urlsafe(32),
+            },
+        )
+
+
+def run(main: Callable[[], int]) -> int:
+    """Run a benchmark's main(); Ctrl-C is a clean stop (the context managers have stopped every
+    server and cluster by the time it arrives here), said in one line."""
+    try:
+        return main()
+    except KeyboardInterrupt:
+        print(
+            "\ninterrupted: every server and cluster this run started is stopped", file=sys.stderr
+        )
+        return 130
+
+
+def manage(strategy: str, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return _in_django(strategy, env, [str(ROOT / strategy / "manage.py"), *args])
+
+
+def in_django(strategy: str, env: dict[str, str], module: str, *args: str) -> object:
+    """Run ``python -m module args`` with the strategy's settings; what it printed, as JSON."""
+    return json.loads(_in_django(strategy, env, ["-m", module, *args]).stdout)
+
+
+def _in_django(
+    strategy: str, env: dict[str, str], args: list[str]
+) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [sys.executable, *args],
+        cwd=ROOT,
+        env={**env, "DJANGO_SETTINGS_MODULE": f"{strategy}.settings", "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+    )
+    if result.returncode != 0:
+        raise SystemExit(f"error: {' '.join(args)} failed:\n{result.stderr.strip()}")
+    return result
+
+
+def provision(env: dict[str, str], strategy: str, count: int) -> tuple[list[float], list[float]]:
+    """Seconds to create each of ``count`` tenants (and, in schemas, to migrate up to 20
+    schemas instead of cloning them): bench/provision.py."""
+    times, migrated = in_django(
+        strategy, env, "bench.provision", "--count", str(count), "--compare", str(min(count, 20))
+    )  # type: ignore[misc]
+    return times, migrated
+
+
+def create_database(cluster: Cluster, name: str, template: str = "template1") -> None:
+    """A database as the bootstrap makes them: the owner role's, the runtime role may connect,
+    nobody else; an older one of the same name is dropped first."""
+    with psycopg.connect(cluster.admin_url(), autocommit=True) as admin:
+        name_, owner, runtime = map(sql.Identifier, (name, OWNER_ROLE, RUNTIME_ROLE))
+        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name_))
+        admin.execute(
+            sql.SQL("CREATE DATABASE {} TEMPLATE {} OWNER {}").format(
+                name_, sql.Identifier(template), owner
+            )
+        )
+        admin.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(name_))
+        admin.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(name_, runtime))
+
+
+def fresh_database(cluster: Cluster, strategy: str, env: dict) -> None:
+    """An empty, migrated database for the strategy (and none of its tenants' databases)."""
+    name = f"tenancy_{strategy}"
+    with psycopg.connect(cluster.admin_url(), autocommit=True) as admin:
+        for (each,) in admin.execute(
+            "SELECT datname FROM pg_database WHERE datname LIKE %s",
+            [name.replace("_", r"\_") + r"\_%"],
+        ).fetchall():
+            admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(each)))
+    create_database(cluster, name)
+    manage(strategy, env, "migrate", "--verbosity", "0")
+
+
+def rows_created(output: str) -> int:
+    match = re.search(r"^Created:.*rows ([\d,]+)$", output, re.M)
+    if not match:
+        raise SystemExit(f"error: createtestdata printed no count of rows:\n{output[-500:]}")
+    return int(match.group(1).replace(",", ""))
+
+
+def seconds(text: str) -> int:
+    match = re.fullmatch(r"(\d+)\s*(s|m|h)?", text.strip())
+    if not match:
+        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (use 90, 90s, 2m)")
+    return int(match.group(1)) * {"s": 1, "m": 60, "h": 3600, None: 1}[match.group(2)]
+
+
+def say(text: str) -> None:
+    print(text, flush=True)
+
+
+def shown(path: Path) -> str:
+    """A path as the user should read it: relative to the checkout when inside it."""
+    return str(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path)
+
+
+def environment_facts(cluster: Cluster) -> dict:
+    import django
+    import gunicorn
+    import locust
+
+    with psycopg.connect(cluster.admin_url()) as admin:
+        row = admin.execute("SHOW server_version").fetchone()
+    return {
+        "machine": {
+            "system": f"{platform.system()} {platform.release()}",
+            "cpu": platform.processor() or platform.machine(),
+            "cores": os.cpu_count(),
+            "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        },
+        "versions": {
+            "python": platform.python_version(),
+            "django": django.get_version(),
+            "psycopg": psycopg.__version__,
+            "postgresql": row[0] if row else "?",
+            "gunicorn": gunicorn.__version__,
+            "locust": locust.__version__,
+        },
+    }

@@ -1,0 +1,65 @@
+"""Run inside a strategy's Django by bench.common.provision: seconds to create each of
+``--count`` tenants, and in schemas also to create ``--compare`` schemas by migrating them
+rather than cloning the reference; printed as JSON ``[created, migrated]``.
+
+    DJANGO_SETTINGS_MODULE=schemas.settings python -m bench.provision --count 5 --compare 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import django
+
+
+def create(count: int) -> list[float]:
+    from shared.strategy import get_strategy
+
+    strategy = get_strategy()
+    times = []
+    for n in range(count):
+        started = time.perf_counter()
+        strategy.create_tenant(f"bench-{n}", f"Bench {n}")
+        times.append(time.perf_counter() - started)
+    return times
+
+
+def migrate_instead(count: int) -> list[float]:
+    """What cloning saves: new schemas made by running every migration."""
+    from django.db import connections
+    from django_pgschemas.schema import Schema
+    from psycopg import sql
+
+    from schemas.activation import active_schema
+    from shared.db import OWNER_ALIAS
+    from shared.migrating import Unit, migrate_unit
+
+    times = []
+    for n in range(count):
+        name = f"migrated_{n}"
+        started = time.perf_counter()
+        with connections[OWNER_ALIAS].cursor() as cursor:
+            cursor.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(name)))
+        schema = Schema.create(name)
+        migrate_unit(Unit(name, OWNER_ALIAS, context=lambda s=schema: active_schema(s)))
+        times.append(time.perf_counter() - started)
+    return times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--count", type=int, required=True)
+    parser.add_argument("--compare", type=int, default=0)
+    args = parser.parse_args()
+    django.setup()
+    from shared.strategy import get_strategy
+
+    created = create(args.count)
+    migrated = migrate_instead(args.compare) if get_strategy().name == "schemas" else []
+    print(json.dumps([created, migrated]))
+
+
+if __name__ == "__main__":
+    main()

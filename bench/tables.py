@@ -1,0 +1,123 @@
+"""The tables of a results document, for the README (Markdown) and the slides (HTML).
+
+`make bench` and `make bench-scale` write each run's document to results/ and the latest to
+``<figures>/bench.json`` or ``<figures>/bench-scale.json`` beside its charts, which is what the
+README's table and the slides show.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class Table:
+    caption: str
+    header: list[str]
+    rows: list[list[str]]
+    notes: list[str] = field(default_factory=list)
+    numeric_from: int = 1  # columns from this one on are right-aligned
+
+
+def bench_table(document: dict) -> Table:
+    p, m, v = document["parameters"], document["machine"], document["versions"]
+    caption = (
+        f"Measured {document['created'][:10]} on {m['cores']} cores, {m['memory_gb']} GB "
+        f"({m['system']}); PostgreSQL {v['postgresql']}, Django {v['django']}, "
+        f"gunicorn {v['gunicorn']} ({p['workers']} workers), locust {v['locust']}: "
+        f"{p['users']} users, {p['accounts']} accounts, {p['duration']} s per target per round, "
+        f"{p['rounds']} rounds, medians with the min-max over rounds."
+    )
+    header = ["target", "requests/s", "of ceiling", "p50 ms", "p95 ms", "p99 ms", "requests",
+              "failures", "wrong rows"]  # fmt: skip
+    rows = []
+    for name, row in document["summary"].items():
+        share = f"{row['of_ceiling']:.0%}" if row.get("of_ceiling") is not None else "-"
+        rows.append([
+            name,
+            f"{row['rps_median']:.1f} ({row['rps_min']:.1f}-{row['rps_max']:.1f})",
+            share,
+            f"{row['p50_ms_median']:.0f}",
+            f"{row['p95_ms_median']:.0f}",
+            f"{row['p99_ms_median']:.0f}",
+            f"{row['requests']:,}",
+            str(row["failures"]),
+            str(row["wrong_rows"]),
+        ])  # fmt: skip
+    notes = []
+    cost = document["summary"].get("rls", {}).get("cost_vs_control")
+    if cost is not None:
+        notes.append(
+            f"Row-level security costs {cost:.1%} of rls's requests/s against its control."
+        )
+    return Table(caption, header, rows, notes)
+
+
+def scale_table(document: dict) -> Table:
+    m, p = document["machine"], document["parameters"]
+    caption = (
+        f"Measured {document['created'][:10]} on {m['cores']} cores, {m['memory_gb']} GB; "
+        f"PostgreSQL {document['versions']['postgresql']}; {p['workers']} gunicorn workers, "
+        f"{p['users']} locust users for {p['duration']} s per row."
+    )
+    keys = list(document["measures"])
+    rows = [
+        [row["strategy"], f"{row['tenants']:,}"]
+        + [f"{row[k]:,}" if row.get(k) is not None else "-" for k in keys]
+        for row in document["rows"]
+    ]
+    return Table(caption, ["strategy", "tenants", *(k.replace("_", " ") for k in keys)], rows)
+
+
+TABLES = {"bench": bench_table, "bench-scale": scale_table}
+
+
+def markdown(table: Table) -> str:
+    align = ["---" if i < table.numeric_from else "---:" for i in range(len(table.header))]
+    lines = [
+        table.caption,
+        "",
+        "| " + " | ".join(table.header) + " |",
+        "|" + "|".join(align) + "|",
+        *("| " + " | ".join(row) + " |" for row in table.rows),
+    ]
+    if table.notes:
+        lines += ["", *table.notes]
+    return "\n".join(lines)
+
+
+def html_table(table: Table) -> str:
+    def cells(tag: str, values: list[str]) -> str:
+        return "".join(f"<{tag}>{html.escape(v)}</{tag}>" for v in values)
+
+    return "\n".join(
+        [
+            f'<p class="caption">{html.escape(table.caption)}</p>',
+            '<table class="results"><thead><tr>' + cells("th", table.header) + "</tr></thead>"
+            "<tbody>" + "".join(f"<tr>{cells('td', r)}</tr>" for r in table.rows) + "</tbody>"
+            "</table>",
+            *(f'<p class="caption">{html.escape(note)}</p>' for note in table.notes),
+        ]
+    )
+
+
+def latest_path(folder: Path, kind: str) -> Path:
+    return folder / f"{kind}.json"
+
+
+def write_latest(document: dict, folder: Path) -> Path:
+    """Keep ``document`` as the latest of its kind, beside the charts drawn from it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = latest_path(folder, document["kind"])
+    path.write_text(json.dumps(document, indent=2) + "\n")
+    return path
+
+
+def read_latest(folder: Path, kind: str) -> Table | None:
+    path = latest_path(folder, kind)
+    if not path.exists():
+        return None
+    return TABLES[kind](json.loads(path.read_text()))
