@@ -5,22 +5,20 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from typing import Any
 
+import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+from dotenv import dotenv_values
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def read_env_file(path: Path) -> dict[str, str]:
-    values: dict[str, str] = {}
-    if path.exists():
-        for line in path.read_text().splitlines():
-            line = line.strip()
-            if line and not line.startswith("#") and "=" in line:
-                key, _, value = line.partition("=")
-                values[key.strip()] = value.strip().strip("'\"")
-    return values
+    """``KEY=value`` lines, with the quoting and escapes of shell-style .env files."""
+    if not path.exists():
+        return {}
+    return {key: value for key, value in dotenv_values(path).items() if value is not None}
 
 
 _file = read_env_file(Path(os.environ.get("TENANCY_ENV_FILE", ROOT / ".env")))
@@ -39,7 +37,7 @@ def env_bool(name: str, default: bool = False) -> bool:
     return default if not value else value.lower() in {"1", "true", "yes", "on"}
 
 
-def database(url_variable: str, dbname: str, **extra) -> dict:
+def database(url_variable: str, dbname: str, **extra: Any) -> dict[str, Any]:
     """Django's DATABASES entry for a ``postgresql://user:password@host:port/[dbname]`` URL.
 
     The URL names the server and the role; a strategy's settings name its own database, which a
@@ -50,14 +48,17 @@ def database(url_variable: str, dbname: str, **extra) -> dict:
         raise MissingSetting(
             f"{url_variable} is not set: run `make up` (it writes .env), or see .env.example"
         )
-    parts = urlsplit(url)
+    try:
+        parsed: dict[str, Any] = dict(dj_database_url.parse(url))
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{url_variable} is not a database URL: {exc}") from None
+    if parsed["ENGINE"] != "django.db.backends.postgresql":
+        raise ImproperlyConfigured(f"{url_variable} must be a postgresql:// URL")
     return {
-        "ENGINE": "django.db.backends.postgresql",
-        "NAME": unquote(parts.path.lstrip("/")) or dbname,
-        "USER": unquote(parts.username or ""),
-        "PASSWORD": unquote(parts.password or ""),
-        "HOST": parts.hostname or "127.0.0.1",
-        "PORT": str(parts.port or 5432),
+        **parsed,
+        "NAME": parsed["NAME"] or dbname,
+        "HOST": parsed["HOST"] or "127.0.0.1",
+        "PORT": str(parsed["PORT"] or 5432),
         **extra,
     }
 
@@ -67,7 +68,7 @@ SERVING = "TENANCY_SERVING"
 SERVER_COMMANDS = (["runserver"], ["testserver"], ["runserver_plus"])
 
 
-def owner_database(dbname: str, **extra) -> dict[str, dict]:
+def owner_database(dbname: str, **extra: Any) -> dict[str, dict[str, Any]]:
     """The ``owner`` entry of DATABASES: migrations, provisioning and cross-tenant commands.
 
     A web server serves with the runtime role alone, so it gets none even where
