@@ -60,9 +60,19 @@ down: ## Stop PostgreSQL (compose or the local cluster); data is kept
 test: install slides-install ## Run every test against a throwaway PostgreSQL (or DATABASE_URL's server)
 	$(PY) -m tests.run
 
-lint: install ## ruff: lint and formatting
+# mypy reads each strategy's settings (django-stubs); these stand in for a server, never reached.
+TYPECHECK_ENV := TENANCY_ENV_FILE=/dev/null DJANGO_DEBUG=1 \
+	RUNTIME_DATABASE_URL=postgresql://tenancy_app@127.0.0.1/ \
+	OWNER_DATABASE_URL=postgresql://tenancy_owner@127.0.0.1/
+lint: install ## ruff (lint, formatting), then mypy: shared and bench with each strategy
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	@# One strategy at a time: their apps share labels ("tracker"), so each needs its settings.
+	@for s in $(STRATEGIES); do \
+		echo "mypy shared bench $$s ($$s.settings)"; \
+		env $(TYPECHECK_ENV) DJANGO_SETTINGS_MODULE=$$s.settings \
+			$(VENV)/bin/mypy --cache-dir .mypy_cache/$$s shared bench $$s || exit 1; \
+	done
 
 format: install ## ruff: fix what can be fixed
 	$(VENV)/bin/ruff check --fix .
@@ -111,4 +121,4 @@ slides: install slides-install ## Serve the deck, built from the code, on http:/
 	@$(PY) presentation/serve.py --port $(SLIDES_PORT)
 
 clean: ## Remove the virtualenv and caches (not .pgdata)
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache

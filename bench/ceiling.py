@@ -59,7 +59,7 @@ def application(environ, start_response):
         account = connection.execute(ACCOUNT, [host.group(1)]).fetchone()
         if account is None:
             return respond(start_response, "404 Not Found", "no such tenant")
-        count = connection.execute(COUNT, [account[0]]).fetchone()[0]
+        (count,) = connection.execute(COUNT, [account[0]]).fetchone() or (0,)
         rows = connection.execute(
             PAGE, [account[0], PAGE_SIZE, (number - 1) * PAGE_SIZE]
         ).fetchall()

@@ -15,6 +15,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import psutil
 import psycopg
@@ -63,7 +64,7 @@ def manage(strategy: str, env: dict[str, str], *args: str) -> subprocess.Complet
     return _in_django(strategy, env, [str(ROOT / strategy / "manage.py"), *args])
 
 
-def in_django(strategy: str, env: dict[str, str], module: str, *args: str) -> object:
+def in_django(strategy: str, env: dict[str, str], module: str, *args: str) -> Any:
     """Run ``python -m module args`` with the strategy's settings; what it printed, as JSON."""
     return json.loads(_in_django(strategy, env, ["-m", module, *args]).stdout)
 
@@ -88,7 +89,7 @@ def provision(env: dict[str, str], strategy: str, count: int) -> tuple[list[floa
     schemas instead of cloning them): bench/provision.py."""
     times, migrated = in_django(
         strategy, env, "bench.provision", "--count", str(count), "--compare", str(min(count, 20))
-    )  # type: ignore[misc]
+    )
     return times, migrated
 
 

@@ -30,7 +30,6 @@ from pathlib import Path
 import psycopg
 
 from bench.common import (
-    ROOT,
     create_database,
     environment_facts,
     fresh_database,
@@ -44,6 +43,7 @@ from bench.common import (
 from bench.driving import locust_result, runtime_connections, start_locust, stop, tree_rss
 from bench.server import gunicorn
 from bench.tables import bench_table, markdown, write_latest
+from shared.env import ROOT
 
 STRATEGIES = ["rls", "multidb", "schemas"]
 TARGETS = ["rls", "rls-control", "multidb", "schemas", "ceiling"]

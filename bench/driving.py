@@ -12,8 +12,8 @@ from typing import Any
 import psutil
 import psycopg
 
-from bench.common import ROOT
 from shared.cluster import RUNTIME_ROLE, Cluster
+from shared.env import ROOT
 
 LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
 

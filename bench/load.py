@@ -19,7 +19,7 @@ from shared.cluster import ClusterError
 
 def row_by_row(strategy: str, env: dict[str, str], accounts: int) -> tuple[int, float]:
     """The approach bulk loading replaces (bench/row_by_row.py), as the runtime role."""
-    rows, seconds = in_django(strategy, env, "bench.row_by_row", "--accounts", str(accounts))  # type: ignore[misc]
+    rows, seconds = in_django(strategy, env, "bench.row_by_row", "--accounts", str(accounts))
     return int(rows), float(seconds)
 
 

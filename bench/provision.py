@@ -8,6 +8,7 @@ rather than cloning the reference; printed as JSON ``[created, migrated]``.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import time
 
@@ -43,7 +44,7 @@ def migrate_instead(count: int) -> list[float]:
         with connections[OWNER_ALIAS].cursor() as cursor:
             cursor.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(name)))
         schema = Schema.create(name)
-        migrate_unit(Unit(name, OWNER_ALIAS, context=lambda s=schema: active_schema(s)))
+        migrate_unit(Unit(name, OWNER_ALIAS, context=functools.partial(active_schema, schema)))
         times.append(time.perf_counter() - started)
     return times
 

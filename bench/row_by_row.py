@@ -32,17 +32,18 @@ def load(accounts: int) -> tuple[int, float]:
             for each_user in data.users:
                 user(**each_user._asdict()).save()
             projects = [
-                project.objects.create(name=p.name, details=p.details) for p in data.projects
+                project._default_manager.create(name=p.name, details=p.details)
+                for p in data.projects
             ]
             tasks = [
-                task.objects.create(
+                task._default_manager.create(
                     project=projects[t.project], name=t.name, is_complete=t.is_complete,
                     details=t.details,
                 )
                 for t in data.tasks
             ]  # fmt: skip
             for each in data.subtasks:
-                subtask.objects.create(
+                subtask._default_manager.create(
                     task=tasks[each.task], name=each.name, is_complete=each.is_complete,
                     details=each.details,
                 )  # fmt: skip

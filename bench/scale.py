@@ -27,7 +27,6 @@ from pathlib import Path
 import psycopg
 
 from bench.common import (
-    ROOT,
     environment_facts,
     fresh_database,
     manage,
@@ -41,6 +40,7 @@ from bench.common import (
 from bench.driving import locust_result, runtime_connections, start_locust, stop, tree_rss
 from bench.server import get, gunicorn
 from bench.tables import markdown, scale_table, write_latest
+from shared.env import ROOT
 
 SMALL = ["--min-users=1", "--max-users=2", "--min-projects=1", "--max-projects=3",
          "--min-tasks=1", "--max-tasks=3", "--min-subtasks=1", "--max-subtasks=5"]  # fmt: skip
@@ -91,14 +91,19 @@ def databases(admin, strategy: str) -> list[str]:
     ]
 
 
+def one(conn: psycopg.Connection, query: str, params: list[object] | None = None) -> int:
+    row = conn.execute(query, params).fetchone()
+    return int(row[0]) if row else 0
+
+
 def sizes(cluster, strategy: str) -> tuple[float, int]:
     with psycopg.connect(cluster.admin_url(), autocommit=True) as admin:
         names = databases(admin, strategy)
-        size = sum(admin.execute("SELECT pg_database_size(%s)", [n]).fetchone()[0] for n in names)
+        size = sum(one(admin, "SELECT pg_database_size(%s)", [n]) for n in names)
     catalogue = 0
     for name in names:
         with psycopg.connect(cluster.admin_url(name)) as conn:
-            catalogue += conn.execute("SELECT count(*) FROM pg_class").fetchone()[0]
+            catalogue += one(conn, "SELECT count(*) FROM pg_class")
     return round(size / 2**20, 1), catalogue
 
 
@@ -110,11 +115,9 @@ def settle(cluster, strategy: str, limit: float = 180) -> None:
     with psycopg.connect(cluster.admin_url(), autocommit=True) as admin:
         admin.execute("CHECKPOINT")
         deadline = time.monotonic() + limit
-        while (
-            time.monotonic() < deadline
-            and admin.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker'"
-            ).fetchone()[0]
+        while time.monotonic() < deadline and one(
+            admin,
+            "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker'",
         ):
             time.sleep(1)
 

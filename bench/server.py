@@ -52,7 +52,7 @@ def gunicorn(
     The server's own log goes to ``log`` (a file: a pipe nobody reads would fill up and stall
     the server), or is discarded."""
     port = port or free_port()
-    log_file = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115 (closed below)
+    log_file = open(log, "ab") if log else None  # noqa: SIM115 (closed below)
     process = subprocess.Popen(
         [
             sys.executable,
@@ -71,7 +71,7 @@ def gunicorn(
         cwd=ROOT,
         env={**env, "PYTHONPATH": str(ROOT), **settings_for(app)},
         stdout=subprocess.DEVNULL,
-        stderr=log_file,
+        stderr=log_file or subprocess.DEVNULL,
         start_new_session=True,  # Ctrl-C in the terminal reaches us, and we stop it
     )
     try:
@@ -97,5 +97,5 @@ def gunicorn(
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
-        if log:
+        if log_file:
             log_file.close()

@@ -16,6 +16,7 @@ from __future__ import annotations
 import time
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from django.conf import settings
@@ -29,6 +30,9 @@ from multidb.routing import alias_for, forget
 from shared.db import OWNER_ALIAS, RUNTIME_ALIAS, connect_directly
 from shared.db.locks import advisory_lock
 
+if TYPE_CHECKING:
+    from multidb.catalogue.models import Tenant
+
 
 @dataclass(frozen=True)
 class Place:
@@ -38,6 +42,7 @@ class Place:
     db_name: str
     db_host: str = ""
     db_port: int | None = None
+    role_generation: int = 1
 
     @property
     def pk(self) -> str:
@@ -45,7 +50,7 @@ class Place:
 
 
 def catalogue_name() -> str:
-    return connections.settings[OWNER_ALIAS]["NAME"]
+    return str(connections.settings[OWNER_ALIAS]["NAME"])
 
 
 def database_name(slug: str) -> str:
@@ -57,9 +62,11 @@ def template(host: str = "", port: int | None = None) -> Place:
     return Place(f"_template@{where}", f"{catalogue_name()}_template", host, port)
 
 
-def server_connection(host: str = "", port: int | None = None) -> psycopg.Connection:
+def server_connection(
+    host: str = "", port: int | None = None
+) -> psycopg.Connection[tuple[Any, ...]]:
     """The owner role on the server's maintenance database, for CREATE and DROP DATABASE."""
-    server = {"host": host} if host else {}
+    server: dict[str, Any] = {"host": host} if host else {}
     server |= {"port": port} if port else {}
     return connect_directly(OWNER_ALIAS, dbname="postgres", autocommit=True, **server)
 
@@ -123,6 +130,15 @@ def restrict_connect(conn: psycopg.Connection, name: str, role: str | None) -> N
     )
 
 
+def one(
+    conn: psycopg.Connection[tuple[Any, ...]], query: str, params: list[Any] | None = None
+) -> tuple[Any, ...]:
+    """The one row a query returns."""
+    row = conn.execute(query, params).fetchone()
+    assert row is not None, query
+    return row
+
+
 def set_role(conn: psycopg.Connection, role: str, generation: int) -> None:
     """Create the tenant's role, or give the tenant role of that name its current password.
 
@@ -132,14 +148,14 @@ def set_role(conn: psycopg.Connection, role: str, generation: int) -> None:
     password when a login begins and LOGIN when it ends: a login that began with the old
     password, slowly, must find the role closed when it ends, however late."""
     assert conn.autocommit
-    (existed,) = conn.execute("SELECT tenancy_roles.close_tenant_role(%s)", [role]).fetchone()
+    (existed,) = one(conn, "SELECT tenancy_roles.close_tenant_role(%s)", [role])
     conn.execute(
         "SELECT tenancy_roles.set_tenant_role(%s, %s)", [role, role_password(role, generation)]
     )
     if existed:
-        (wait,) = conn.execute(
-            "SELECT extract(epoch FROM current_setting('authentication_timeout')::interval)"
-        ).fetchone()
+        (wait,) = one(
+            conn, "SELECT extract(epoch FROM current_setting('authentication_timeout')::interval)"
+        )
         time.sleep(float(wait) + 1)
         conn.execute("SELECT tenancy_roles.open_tenant_role(%s)", [role])
 
@@ -182,7 +198,7 @@ class DatabaseTaken(Exception):
     pass
 
 
-def slug_lock(slug: str) -> AbstractContextManager:
+def slug_lock(slug: str) -> AbstractContextManager[None]:
     """One provisioning of ``slug`` at a time, across processes (CREATE DATABASE cannot run
     inside the transaction a row lock would need)."""
     return advisory_lock("tenancy.multidb.provision", slug)
@@ -210,7 +226,7 @@ def create_database(
         forget(Place(f"_new@{name}", name, host, port))
 
 
-def drop_database(tenant) -> None:
+def drop_database(tenant: Tenant) -> None:
     forget(tenant)
     with server_connection(tenant.db_host, tenant.db_port) as conn:
         conn.execute(

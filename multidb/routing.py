@@ -17,9 +17,11 @@ from __future__ import annotations
 import copy
 import threading
 from collections import OrderedDict
+from typing import Any, Protocol, cast
 
 from django.conf import settings
 from django.db import connections
+from django.db.models import Model
 
 from multidb.credentials import role_password
 from shared.db import OWNER_ALIAS, RUNTIME_ALIAS
@@ -35,7 +37,22 @@ class NoTenantError(Exception):
     pass
 
 
-def alias_for(tenant, *, owner: bool = False) -> str:
+class Placed(Protocol):
+    """Where a tenant's database is: the catalogue's Tenant, or provisioning's Place."""
+
+    @property
+    def pk(self) -> object: ...
+    @property
+    def db_name(self) -> str: ...
+    @property
+    def db_host(self) -> str: ...
+    @property
+    def db_port(self) -> int | None: ...
+    @property
+    def role_generation(self) -> int: ...
+
+
+def alias_for(tenant: Placed, *, owner: bool = False) -> str:
     # Keyed by the catalogue's id, never the slug: a slug dropped and created again (perhaps
     # on another server) is another tenant, and must not find the old one's settings here.
     alias = f"{OWNER_PREFIX if owner else RUNTIME_PREFIX}{tenant.pk}"
@@ -69,7 +86,7 @@ def alias_for(tenant, *, owner: bool = False) -> str:
     return alias
 
 
-def forget(tenant) -> None:
+def forget(tenant: Placed) -> None:
     """Close and unregister a tenant's aliases (its database is being dropped)."""
     for alias in (f"{RUNTIME_PREFIX}{tenant.pk}", f"{OWNER_PREFIX}{tenant.pk}"):
         _unregister(alias)
@@ -83,10 +100,11 @@ def _unregister(alias: str) -> None:
     _recent().pop(alias, None)
 
 
-def _recent() -> OrderedDict:
+def _recent() -> OrderedDict[str, None]:
     if not hasattr(_local, "recent"):
         _local.recent = OrderedDict()
-    return _local.recent
+    recent: OrderedDict[str, None] = _local.recent
+    return recent
 
 
 def _used(alias: str) -> None:
@@ -105,7 +123,7 @@ def _used(alias: str) -> None:
 class TenantRouter:
     """Tenant models go to the current tenant's database, and never anywhere else."""
 
-    def _tenant_alias(self, model, hints) -> str | None:
+    def _tenant_alias(self, model: type[Model], hints: dict[str, Any]) -> str | None:
         if model._meta.app_label not in TENANT_APPS:
             return None  # the catalogue, in `default`
         tenant = get_current_tenant()
@@ -114,7 +132,7 @@ class TenantRouter:
                 f"{model.__name__} lives in a tenant's database and no tenant is active: run "
                 "the query inside shared.tenancy.activate(tenant)"
             )
-        alias = alias_for(tenant)
+        alias = alias_for(cast(Placed, tenant))
         instance = hints.get("instance")
         db = getattr(getattr(instance, "_state", None), "db", None)
         # Compared by name: registering the owner alias here would also count it against this
@@ -125,16 +143,18 @@ class TenantRouter:
             )
         return db or alias
 
-    def db_for_read(self, model, **hints):
+    def db_for_read(self, model: type[Model], **hints: Any) -> str | None:
         return self._tenant_alias(model, hints)
 
-    def db_for_write(self, model, **hints):
+    def db_for_write(self, model: type[Model], **hints: Any) -> str | None:
         return self._tenant_alias(model, hints)
 
-    def allow_relation(self, obj1, obj2, **hints):
+    def allow_relation(self, obj1: Model, obj2: Model, **hints: Any) -> bool:
         return obj1._state.db == obj2._state.db
 
-    def allow_migrate(self, db, app_label, model_name=None, **hints):
+    def allow_migrate(
+        self, db: str, app_label: str, model_name: str | None = None, **hints: Any
+    ) -> bool:
         # Schema changes run as the owner role only: tenant apps in tenant databases (and the
         # template), the catalogue in the catalogue database.
         if app_label in TENANT_APPS:

@@ -3,10 +3,11 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from functools import partial
+from typing import Any
 
 from django.apps import apps
 from django.db import connections, transaction
-from django.db.models import Value
+from django.db.models import Model, QuerySet, Value
 
 from multidb import provisioning
 from multidb.catalogue.models import Tenant
@@ -28,16 +29,16 @@ class DatabasePerTenant(Strategy):
     name = "multidb"
     places_tenants_on_servers = True
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._cache: dict[str, tuple[float, Tenant]] = {}
 
-    def model(self, name):
+    def model(self, name: str) -> type[Model]:
         return apps.get_model("tracker", name)
 
-    def holds_tenant_per_transaction(self):
+    def holds_tenant_per_transaction(self) -> bool:
         return True  # activation picks a database; it sets nothing in any session
 
-    def get_tenant(self, slug):
+    def get_tenant(self, slug: str) -> Tenant | None:
         hit = self._cache.get(slug)
         if hit and time.monotonic() - hit[0] < CACHE_SECONDS:
             return hit[1]
@@ -48,10 +49,10 @@ class DatabasePerTenant(Strategy):
             self._cache[slug] = (time.monotonic(), tenant)
         return tenant
 
-    def list_tenants(self):
+    def list_tenants(self) -> list[Tenant]:
         return list(Tenant.objects.filter(state=Tenant.State.READY).order_by("slug"))
 
-    def slug_taken(self, slug):
+    def slug_taken(self, slug: str) -> bool:
         # A database that is no tenant's by the name the slug's would have (the template's,
         # any other), or a role by that name, since a tenant's role is named like its
         # database: provisioning never takes one over.
@@ -65,9 +66,10 @@ class DatabasePerTenant(Strategy):
                 f"AND name NOT IN (SELECT db_name FROM {Tenant._meta.db_table}))",
                 [provisioning.database_name(slug)],
             )
-            return cursor.fetchone()[0]
+            row = cursor.fetchone()
+            return bool(row and row[0])
 
-    def check_slug(self, slug):
+    def check_slug(self, slug: str) -> None:
         super().check_slug(slug)
         name = provisioning.database_name(slug)
         if len(name.encode()) > 63:  # PostgreSQL would cut it, and two slugs could meet
@@ -76,8 +78,8 @@ class DatabasePerTenant(Strategy):
             )
 
     def create_tenant(
-        self, slug, name, *, host: str = "", port: int | None = None, ready: bool = True
-    ):
+        self, slug: str, name: str, *, host: str = "", port: int | None = None, ready: bool = True
+    ) -> Tenant:
         """Record the tenant as provisioning, create its database from the template, grant
         the runtime role, and only then mark it ready (or leave that to the caller). A failure
         leaves it `failed`, with the reason; calling again finishes the job. One process at a
@@ -86,7 +88,7 @@ class DatabasePerTenant(Strategy):
         with provisioning.slug_lock(slug):
             return self._create(slug, name, host, port, ready)
 
-    def _create(self, slug, name, host, port, ready):
+    def _create(self, slug: str, name: str, host: str, port: int | None, ready: bool) -> Tenant:
         tenant, created = Tenant.objects.using(OWNER_ALIAS).get_or_create(
             slug=slug,
             defaults={
@@ -122,12 +124,12 @@ class DatabasePerTenant(Strategy):
             tenant.save(using=OWNER_ALIAS)
         return tenant
 
-    def _mark_ready(self, tenant) -> None:
+    def _mark_ready(self, tenant: Tenant) -> None:
         tenant.state, tenant.error = Tenant.State.READY, ""
         tenant.save(using=OWNER_ALIAS)
         self._cache.pop(tenant.slug, None)
 
-    def drop_tenant(self, slug):
+    def drop_tenant(self, slug: str) -> None:
         tenant = Tenant.objects.using(OWNER_ALIAS).filter(slug=slug).first()
         if tenant is None:
             return
@@ -135,12 +137,12 @@ class DatabasePerTenant(Strategy):
         provisioning.drop_database(tenant)
         tenant.delete(using=OWNER_ALIAS)
 
-    def load_tenant(self, data: TenantData, *, commit: bool = True):
+    def load_tenant(self, data: TenantData, *, commit: bool = True) -> Tenant:
         self.check_slug(data.slug)
         with provisioning.slug_lock(data.slug):
             return self._load(data, commit)
 
-    def _load(self, data: TenantData, commit: bool):
+    def _load(self, data: TenantData, commit: bool) -> Tenant:
         # A tenant that is not ready is what a killed earlier attempt left: its database may
         # hold some rows or all of them. Start it over.
         if (
@@ -165,11 +167,13 @@ class DatabasePerTenant(Strategy):
             self.drop_tenant(data.slug)
         return tenant
 
-    def subtask_list(self):
-        subtask = self.model("subtask")
+    def subtask_list(self) -> QuerySet[Any]:
+        tenant = get_current_tenant()
+        assert tenant is not None, "the subtask list is a tenant's"
         return (
-            subtask.objects.select_related("task__project")
-            .annotate(account_name=Value(get_current_tenant().name))
+            self.model("subtask")
+            ._default_manager.select_related("task__project")
+            .annotate(account_name=Value(tenant.name))
             .order_by("name", "id")
         )
 
@@ -184,17 +188,20 @@ class DatabasePerTenant(Strategy):
             with connections[alias].cursor() as cursor:
                 for name in TABLES:
                     cursor.execute(f"SELECT count(*) FROM tracker_{name}")
-                    counts[name] += cursor.fetchone()[0]
+                    (count,) = cursor.fetchone() or (0,)
+                    counts[name] += count
             connections[alias].close()
         return counts
 
-    def migration_units(self, *, only=None, retry_failed=False):
-        tenants = Tenant.objects.using(OWNER_ALIAS).filter(state=Tenant.State.READY)
+    def migration_units(
+        self, *, only: set[str] | None = None, retry_failed: bool = False
+    ) -> tuple[list[Unit], list[Unit]]:
+        chosen = Tenant.objects.using(OWNER_ALIAS).filter(state=Tenant.State.READY)
         if only:
-            tenants = tenants.filter(slug__in=only)
+            chosen = chosen.filter(slug__in=only)
         if retry_failed:
-            tenants = tenants.exclude(migration_error="")
-        tenants = list(tenants.order_by("slug"))
+            chosen = chosen.exclude(migration_error="")
+        tenants = list(chosen.order_by("slug"))
         servers = {("", None)} | {(t.db_host, t.db_port) for t in tenants if t.db_host}
         templates = []
         for host, port in sorted(servers, key=str):

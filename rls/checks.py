@@ -1,5 +1,7 @@
 """Refuse to run when the database would not enforce tenant isolation for the runtime role."""
 
+from collections.abc import Sequence
+
 from django.apps import apps
 from django.conf import settings
 from django.core import checks
@@ -119,7 +121,9 @@ def problems(alias: str = RUNTIME_ALIAS) -> list[checks.Error]:
     return errors
 
 
-def check_row_level_security(app_configs=None, databases=None, **kwargs):
+def check_row_level_security(
+    app_configs: object = None, databases: Sequence[str] | None = None, **kwargs: object
+) -> Sequence[checks.CheckMessage]:
     if not databases or RUNTIME_ALIAS not in databases:
         return []
     try:
@@ -135,9 +139,10 @@ def refuse_unsafe_database() -> None:
     finally:
         # And its pool: a server that forks its workers after loading the application
         # (gunicorn --preload, uWSGI) would otherwise hand them all the same sessions.
-        connections[RUNTIME_ALIAS].close()
-        if hasattr(connections[RUNTIME_ALIAS], "close_pool"):
-            connections[RUNTIME_ALIAS].close_pool()
+        runtime = connections[RUNTIME_ALIAS]
+        runtime.close()
+        if close_pool := getattr(runtime, "close_pool", None):  # psycopg's pool, when used
+            close_pool()
     if errors:
         lines = "\n".join(f"  {e.id}: {e.msg}" for e in errors)
         raise ImproperlyConfigured(f"refusing to serve; tenant isolation is not enforced:\n{lines}")

@@ -42,7 +42,7 @@ def sync(alias: str, enabled: bool | None = None) -> None:
             cursor.execute(f"DROP FUNCTION IF EXISTS {FUNCTION}")
 
 
-def after_migrate(sender, using, **kwargs) -> None:
+def after_migrate(sender: object, using: str, **kwargs: object) -> None:
     # Migrations run on the owner's connection only (rls.db.router); so does this. Replaced
     # every time while the index is on, so that it is always this module's definition.
     if using == OWNER_ALIAS and (settings.TENANCY_INDEX or function_exists(using)):

@@ -10,12 +10,14 @@ the privileged connection, which is where cross-tenant work belongs.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, cast
 
 from django.db import models
 from django.db.models.query import RawQuerySet
 
 from shared.db import OWNER_ALIAS
-from shared.tenancy import get_current_tenant
+from shared.tenancy import TenantLike, get_current_tenant
 
 CROSS_TENANT = "cross-tenant"
 
@@ -24,11 +26,17 @@ class TenantScopeError(Exception):
     pass
 
 
-def require_scope(model: type[models.Model], scope, action: str, db: str | None = None) -> None:
+# A queryset's scope: the account id it was built for, CROSS_TENANT, or None (no tenant).
+Scope = Any
+
+
+def require_scope(
+    model: type[models.Model] | None, scope: Scope, action: str, db: str | None = None
+) -> None:
     # The privileged connection is the explicit cross-tenant path; everything else needs a tenant.
     if scope == CROSS_TENANT or db == OWNER_ALIAS:
         return
-    name = model.__name__
+    name = model.__name__ if model is not None else "raw"
     tenant = get_current_tenant()
     if tenant is None:
         problem = "no tenant is active"
@@ -46,9 +54,9 @@ def require_scope(model: type[models.Model], scope, action: str, db: str | None 
 
 
 class TenantRawQuerySet(RawQuerySet):
-    tenant_scope = None
+    tenant_scope: Scope = None
 
-    def iterator(self):
+    def iterator(self) -> Iterator[Any]:
         require_scope(self.model, self.tenant_scope, "raw", self.db)
         return super().iterator()
 
@@ -76,11 +84,11 @@ GUARDED = (
 )
 
 
-def _guard(name: str):
+def _guard(name: str) -> Callable[..., Any]:
     method = getattr(models.QuerySet, name)
 
     @functools.wraps(method)
-    def guarded(self, *args, **kwargs):
+    def guarded(self: TenantQuerySet, *args: Any, **kwargs: Any) -> Any:
         db = kwargs.get("using") or self.db
         require_scope(self.model, self._tenant_scope, name.lstrip("_"), db)
         return method(self, *args, **kwargs)
@@ -89,21 +97,21 @@ def _guard(name: str):
 
 
 class TenantQuerySet(models.QuerySet):
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._tenant_scope = None
+        self._tenant_scope: Scope = None
 
-    def _clone(self):
-        clone = super()._clone()
+    def _clone(self) -> TenantQuerySet:
+        clone: TenantQuerySet = super()._clone()  # type: ignore[misc]  # private: not in stubs
         clone._tenant_scope = self._tenant_scope
         return clone
 
-    def _fetch_all(self):
+    def _fetch_all(self) -> None:
         if self._result_cache is None:
             require_scope(self.model, self._tenant_scope, "fetch", self.db)
         super()._fetch_all()
 
-    def scoped_to(self, tenant) -> TenantQuerySet:
+    def scoped_to(self, tenant: TenantLike) -> TenantQuerySet:
         clone = self.filter(**{self.model.tenant_field: tenant.pk})
         clone._tenant_scope = tenant.pk
         return clone
@@ -113,7 +121,7 @@ class TenantQuerySet(models.QuerySet):
         clone._tenant_scope = CROSS_TENANT
         return clone
 
-    def bulk_create(self, objs, *args, **kwargs):
+    def bulk_create(self, objs: Iterable[Any], *args: Any, **kwargs: Any) -> list[Any]:
         require_scope(self.model, self._tenant_scope, "bulk_create", self.db)
         objs = list(objs)
         if self._tenant_scope not in (None, CROSS_TENANT):
@@ -122,7 +130,13 @@ class TenantQuerySet(models.QuerySet):
                     obj.account_id = self._tenant_scope
         return super().bulk_create(objs, *args, **kwargs)
 
-    def raw(self, raw_query, params=(), translations=None, using=None):
+    def raw(
+        self,
+        raw_query: Any,
+        params: Any = (),
+        translations: dict[str, str] | None = None,
+        using: str | None = None,
+    ) -> TenantRawQuerySet:
         qs = TenantRawQuerySet(
             raw_query,
             model=self.model,
@@ -138,9 +152,12 @@ for _name in GUARDED:
     setattr(TenantQuerySet, _name, _guard(_name))
 
 
-class TenantManager(models.Manager.from_queryset(TenantQuerySet)):
+_TenantManagerBase = models.Manager.from_queryset(TenantQuerySet)
+
+
+class TenantManager(_TenantManagerBase):
     def get_queryset(self) -> TenantQuerySet:
-        queryset = super().get_queryset()
+        queryset = cast(TenantQuerySet, super().get_queryset())
         tenant = get_current_tenant()
         return queryset if tenant is None else queryset.scoped_to(tenant)
 
@@ -157,12 +174,14 @@ class TenantModel(models.Model):
         abstract = True
         base_manager_name = "objects"
 
-    def save(self, *args, **kwargs):
+    account_id: Any
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
         tenant = get_current_tenant()
         if self.account_id is None and tenant is not None:
             self.account_id = tenant.pk
         super().save(*args, **kwargs)
 
-    def delete(self, *args, **kwargs):
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
         require_scope(type(self), self.account_id, "delete", kwargs.get("using") or self._state.db)
         return super().delete(*args, **kwargs)

@@ -1,12 +1,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 from django.apps import apps
 from django.core.management import CommandError
 from django.db import IntegrityError, connections, transaction
-from django.db.models import F
+from django.db.models import F, Model, QuerySet
 
+from rls.scoping import TenantModel
 from rls.tracker.models import Account, Project, Subtask, Task, User
 from shared.copy import BULK_LOAD_SETTINGS, copy_rows, reserve_ids
 from shared.db import OWNER_ALIAS, RUNTIME_ALIAS
@@ -18,28 +20,31 @@ from shared.testdata import TenantData
 class RowLevelSecurity(Strategy):
     name = "rls"
 
-    def model(self, name):
+    def model(self, name: str) -> type[Model]:
         return apps.get_model("tracker", name)
 
     # The runtime role cannot read the account table across tenants; two functions
     # (SECURITY DEFINER, owned by the owner role) answer exactly what Host routing and the
     # index need, and nothing more.
-    def get_tenant(self, slug):
+    def get_tenant(self, slug: str) -> Account | None:
         with connections[RUNTIME_ALIAS].cursor() as cursor:
             cursor.execute("SELECT id, slug, name FROM tracker_account_by_slug(%s)", [slug])
             row = cursor.fetchone()
         return Account(id=row[0], slug=row[1], name=row[2]) if row else None
 
-    def list_tenants(self):
+    def list_tenants(self) -> list[Account]:
         return list(Account.objects.cross_tenant().order_by("slug").only("slug", "name"))
 
-    def index_tenants(self):
+    def index_tenants(self) -> list[Account]:
         # tracker_accounts() exists only while TENANCY_INDEX is on (rls.index).
         with connections[RUNTIME_ALIAS].cursor() as cursor:
             cursor.execute("SELECT id, slug, name FROM tracker_accounts()")
             return [Account(id=i, slug=s, name=n) for i, s, n in cursor.fetchall()]
 
-    def create_tenant(self, slug, name):
+    def create_tenant(
+        self, slug: str, name: str, *, host: str = "", port: int | None = None
+    ) -> Account:
+        self.refuse_server(host, port)
         self.check_slug(slug)
         try:
             with transaction.atomic(using=OWNER_ALIAS):
@@ -47,10 +52,10 @@ class RowLevelSecurity(Strategy):
         except IntegrityError:  # the unique slug decides, also between concurrent creates
             raise TenantExists(f"tenant {slug} exists already") from None
 
-    def drop_tenant(self, slug):
+    def drop_tenant(self, slug: str) -> None:
         Account.objects.cross_tenant().filter(slug=slug).delete()
 
-    def load_tenant(self, data: TenantData, *, commit: bool = True):
+    def load_tenant(self, data: TenantData, *, commit: bool = True) -> Account:
         self.check_slug(data.slug)
         with transaction.atomic(using=OWNER_ALIAS):
             with connections[OWNER_ALIAS].cursor() as cursor:
@@ -111,7 +116,9 @@ class RowLevelSecurity(Strategy):
                 transaction.set_rollback(True, using=OWNER_ALIAS)
         return Account(id=account_id, slug=data.slug, name=data.name)
 
-    def migration_units(self, *, only=None, retry_failed=False):
+    def migration_units(
+        self, *, only: set[str] | None = None, retry_failed: bool = False
+    ) -> tuple[list[Unit], list[Unit]]:
         if only or retry_failed:
             raise CommandError(
                 "every rls tenant shares one schema, migrated at once: "
@@ -119,7 +126,7 @@ class RowLevelSecurity(Strategy):
             )
         return [], [Unit("shared schema (every tenant)", OWNER_ALIAS)]
 
-    def subtask_list(self):
+    def subtask_list(self) -> QuerySet[Subtask]:
         # The joined task and project are tied to the subtask's account as well. The policies
         # add `account_id = <setting>` to every table, which the planner cannot estimate; told
         # that all three share the subtask's account, it keeps the index on (account_id, name,
@@ -139,6 +146,6 @@ class RowLevelSecurity(Strategy):
         ids = list(accounts.values_list("id", flat=True))
         counts = {"account": len(ids)}
         for name in TABLES:
-            model = self.model(name)
+            model = cast(type[TenantModel], self.model(name))
             counts[name] = model.objects.cross_tenant().filter(account_id__in=ids).count()
         return counts

@@ -13,7 +13,9 @@ the reference schema, whose rows every later clone would copy, and none on a sch
 from __future__ import annotations
 
 import gzip
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
 
 import django_pgschemas
 from django.conf import settings
@@ -25,13 +27,19 @@ from schemas.activation import active_schema
 from shared.db import OWNER_ALIAS
 from shared.db.grants import runtime_role
 from shared.db.locks import advisory_lock
-from shared.migrating import Unit, migrate_unit
+from shared.migrating import Result, Unit, migrate_unit
+
+if TYPE_CHECKING:
+    from django.db.backends.utils import CursorWrapper
+
+    from schemas.customers.models import Account
 
 CLONE_FUNCTION = Path(django_pgschemas.__file__).parent / "clone_schema.gz"
 
 
 def reference() -> Schema:
-    return Schema.create(settings.TENANTS["default"]["CLONE_REFERENCE"])
+    tenants = cast(dict[str, Any], settings.TENANTS)
+    return Schema.create(tenants["default"]["CLONE_REFERENCE"])
 
 
 def schema_exists(name: str) -> bool:
@@ -71,7 +79,7 @@ def reference_unit() -> Unit:
     )
 
 
-def tenant_unit(tenant, record) -> Unit:
+def tenant_unit(tenant: Account, record: Callable[[Result], None]) -> Unit:
     return Unit(
         tenant.slug,
         OWNER_ALIAS,
@@ -81,7 +89,7 @@ def tenant_unit(tenant, record) -> Unit:
     )
 
 
-def _in_owner_transaction(grants, schema_name: str) -> None:
+def _in_owner_transaction(grants: Callable[[CursorWrapper, str], None], schema_name: str) -> None:
     with transaction.atomic(using=OWNER_ALIAS), connections[OWNER_ALIAS].cursor() as cursor:
         grants(cursor, schema_name)
 
@@ -115,7 +123,7 @@ def clone(schema_name: str) -> None:
         grant_serving(cursor, schema_name)
 
 
-def grant_serving(cursor, schema_name: str) -> None:
+def grant_serving(cursor: CursorWrapper, schema_name: str) -> None:
     """Exactly what serving a tenant needs: its schema and DML on its tables (ids are identity
     columns: inserts need no right on their sequences); not its migration history."""
     runtime = sql.Identifier(runtime_role())
@@ -136,7 +144,7 @@ def grant_serving(cursor, schema_name: str) -> None:
         cursor.execute(sql.SQL(statement).format(schema=schema, runtime=runtime))
 
 
-def revoke_all(cursor, schema_name: str) -> None:
+def revoke_all(cursor: CursorWrapper, schema_name: str) -> None:
     """Nothing for the runtime role in ``schema_name`` (the reference schema)."""
     runtime = sql.Identifier(runtime_role())
     schema = sql.Identifier(schema_name)

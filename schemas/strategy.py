@@ -1,12 +1,14 @@
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from functools import partial
+from typing import Any, cast
 
 from django.apps import apps
 from django.conf import settings
 from django.db import IntegrityError, connections, transaction
-from django.db.models import Value
+from django.db.models import Model, QuerySet, Value
 from django_pgschemas.schema import get_default_schema
 
 from schemas import provisioning
@@ -14,9 +16,10 @@ from schemas.activation import active_schema
 from schemas.customers.models import Account, Domain
 from shared.copy import load_contained
 from shared.db import OWNER_ALIAS
+from shared.migrating import Result, Unit
 from shared.slugs import SlugRefused, identifier
 from shared.strategy import TABLES, Strategy, TenantExists
-from shared.tenancy import get_current_tenant
+from shared.tenancy import TenantLike, get_current_tenant
 from shared.testdata import TenantData
 
 
@@ -31,27 +34,27 @@ def domain_for(slug: str) -> str:
 class SchemaPerTenant(Strategy):
     name = "schemas"
 
-    def model(self, name):
+    def model(self, name: str) -> type[Model]:
         return apps.get_model("tracker", name)
 
-    def get_tenant(self, slug):
+    def get_tenant(self, slug: str) -> Account | None:
         domain = (
             Domain.objects.select_related("tenant")
             .filter(domain=domain_for(slug), folder="")
             .first()
         )
-        return None if domain is None else domain.tenant
+        return None if domain is None else cast(Account, domain.tenant)
 
-    def activation(self, tenant):
+    def activation(self, tenant: TenantLike | None) -> AbstractContextManager[None]:
         # django-pgschemas' own ContextVar, set and reset with a token (also when the block
         # raises): the schema cannot outlive the activation, and with no tenant it is public,
         # never the last one used.
-        return active_schema(tenant if tenant is not None else get_default_schema())
+        return active_schema(cast(Account, tenant) if tenant is not None else get_default_schema())
 
-    def list_tenants(self):
+    def list_tenants(self) -> list[Account]:
         return list(Account.objects.order_by("slug"))
 
-    def slug_taken(self, slug):
+    def slug_taken(self, slug: str) -> bool:
         # A schema that is no tenant's: provisioning never takes one over or drops it.
         if super().slug_taken(slug):
             return True
@@ -61,12 +64,22 @@ class SchemaPerTenant(Strategy):
                 f"AND nspname NOT IN (SELECT schema_name FROM public.{Account._meta.db_table}))",
                 [schema_name_for(slug)],
             )
-            return cursor.fetchone()[0]
+            row = cursor.fetchone()
+            return bool(row and row[0])
 
-    def create_tenant(self, slug, name):
+    def create_tenant(
+        self, slug: str, name: str, *, host: str = "", port: int | None = None
+    ) -> Account:
+        self.refuse_server(host, port)
         return self._create(slug, name)
 
-    def _create(self, slug, name, fill=None, commit=True):
+    def _create(
+        self,
+        slug: str,
+        name: str,
+        fill: Callable[[Account], None] | None = None,
+        commit: bool = True,
+    ) -> Account:
         """Record the tenant, clone its schema and ``fill`` it, all in one transaction on the
         owner's connection (DDL is transactional in PostgreSQL). The registry's unique slug
         decides whether the tenant exists, also between concurrent creates; a failure or a
@@ -94,7 +107,7 @@ class SchemaPerTenant(Strategy):
                 transaction.set_rollback(True, using=OWNER_ALIAS)
         return tenant
 
-    def drop_tenant(self, slug):
+    def drop_tenant(self, slug: str) -> None:
         tenant = Account.objects.using(OWNER_ALIAS).filter(slug=slug).first()
         if tenant is not None:
             with transaction.atomic(using=OWNER_ALIAS):
@@ -102,18 +115,20 @@ class SchemaPerTenant(Strategy):
                 Account.objects.using(OWNER_ALIAS).filter(pk=tenant.pk).delete()
             provisioning.drop(tenant.schema_name)
 
-    def load_tenant(self, data: TenantData, *, commit: bool = True):
-        def fill(tenant):
+    def load_tenant(self, data: TenantData, *, commit: bool = True) -> Account:
+        def fill(tenant: Account) -> None:
             with active_schema(tenant), connections[OWNER_ALIAS].cursor() as cursor:
                 load_contained(cursor, data)
 
         return self._create(data.slug, data.name, fill, commit=commit)
 
-    def subtask_list(self):
+    def subtask_list(self) -> QuerySet[Any]:
+        tenant = get_current_tenant()
+        assert tenant is not None, "the subtask list is a tenant's"
         return (
             self.model("subtask")
-            .objects.select_related("task__project")
-            .annotate(account_name=Value(get_current_tenant().name))
+            ._default_manager.select_related("task__project")
+            .annotate(account_name=Value(tenant.name))
             .order_by("name", "id")
         )
 
@@ -127,10 +142,13 @@ class SchemaPerTenant(Strategy):
                 counts["account"] += 1
                 for name in TABLES:
                     cursor.execute(f'SELECT count(*) FROM "{tenant.schema_name}".tracker_{name}')
-                    counts[name] += cursor.fetchone()[0]
+                    (count,) = cursor.fetchone() or (0,)
+                    counts[name] += count
         return counts
 
-    def migration_units(self, *, only=None, retry_failed=False):
+    def migration_units(
+        self, *, only: set[str] | None = None, retry_failed: bool = False
+    ) -> tuple[list[Unit], list[Unit]]:
         tenants = Account.objects.using(OWNER_ALIAS).order_by("slug")
         if only:
             tenants = tenants.filter(slug__in=only)
@@ -145,5 +163,5 @@ class SchemaPerTenant(Strategy):
         return before, units
 
 
-def _record(slug: str, result) -> None:
+def _record(slug: str, result: Result) -> None:
     Account.objects.using(OWNER_ALIAS).filter(slug=slug).update(migration_error=result.error)

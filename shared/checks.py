@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 
 from django.conf import settings
 from django.core import checks
@@ -114,10 +115,10 @@ def server_facts() -> tuple[int, bool]:
             "has_database_privilege(current_database(), 'TEMPORARY')"
         ).fetchone()
     assert row is not None
-    return row
+    return int(row[0]), bool(row[1])
 
 
-def check_pooling(app_configs=None, **kwargs):
+def check_pooling(app_configs: object = None, **kwargs: object) -> Sequence[checks.CheckMessage]:
     return pooling_problems()
 
 

@@ -1,6 +1,14 @@
 """Bulk loading with PostgreSQL COPY, the fast path for test data."""
 
+from __future__ import annotations
+
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from django.db.backends.utils import CursorWrapper
+
+    from shared.testdata import TenantData
 
 # For one bulk-load transaction: commit without waiting for the WAL flush. Each account stays
 # all or nothing; a server crash can lose only the last few committed accounts, whole, and a
@@ -8,7 +16,9 @@ from collections.abc import Iterable, Sequence
 BULK_LOAD_SETTINGS = "SET LOCAL synchronous_commit = off"
 
 
-def copy_rows(cursor, table: str, columns: Sequence[str], rows: Iterable[tuple]) -> None:
+def copy_rows(
+    cursor: CursorWrapper, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]
+) -> None:
     quote = cursor.db.ops.quote_name
     sql = f"COPY {quote(table)} ({', '.join(quote(c) for c in columns)}) FROM STDIN"
     with cursor.copy(sql) as copy:
@@ -16,7 +26,7 @@ def copy_rows(cursor, table: str, columns: Sequence[str], rows: Iterable[tuple])
             copy.write_row(row)
 
 
-def reserve_ids(cursor, table: str, count: int) -> list[int]:
+def reserve_ids(cursor: CursorWrapper, table: str, count: int) -> list[int]:
     """Take ``count`` ids from the table's identity sequence, so that children can reference
     their parents before either is written."""
     if not count:
@@ -28,7 +38,7 @@ def reserve_ids(cursor, table: str, count: int) -> list[int]:
     return [row[0] for row in cursor.fetchall()]
 
 
-def load_contained(cursor, data) -> None:
+def load_contained(cursor: CursorWrapper, data: TenantData) -> None:
     """COPY a tenant's rows into tables of its own (its database or schema, which ``cursor``
     is on), where no row carries an account: the loader multidb and schemas share."""
     cursor.execute(BULK_LOAD_SETTINGS)

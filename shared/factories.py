@@ -8,7 +8,7 @@ rows, are made with ``RowFactory.rows``.
 """
 
 from datetime import UTC, datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import factory
 import factory.random
@@ -53,19 +53,22 @@ class Draw(factory.declarations.BaseDeclaration):
     """A declaration whose value depends only on the seeded generator, so ``RowFactory.rows``
     can evaluate it without factory-boy's per-object machinery."""
 
-    def evaluate(self, instance, step, extra):
+    def evaluate(self, instance: object, step: object, extra: object) -> object:
         return self.draw()
+
+    def draw(self) -> object:
+        raise NotImplementedError
 
 
 class Lorem(Draw):
     """``words`` random words (one sentence), or ``sentences`` sentences of 6 to 12 words."""
 
-    def __init__(self, words: int = 0, sentences: int = 0):
+    def __init__(self, words: int = 0, sentences: int = 0) -> None:
         super().__init__()
         self.words = words
         self.sentences = sentences
 
-    def draw(self):
+    def draw(self) -> str:
         rng = factory.random.randgen
         if self.words:
             return " ".join(rng.choices(WORDS, k=self.words)).capitalize()
@@ -76,12 +79,12 @@ class Lorem(Draw):
 
 
 class Chance(Draw):
-    def __init__(self, probability: float):
+    def __init__(self, probability: float) -> None:
         super().__init__()
         self.probability = probability
 
-    def draw(self):
-        return factory.random.randgen.random() < self.probability
+    def draw(self) -> bool:
+        return bool(factory.random.randgen.random() < self.probability)
 
 
 class RowFactory(factory.Factory):
@@ -97,16 +100,16 @@ class RowFactory(factory.Factory):
         abstract = True
 
     @classmethod
-    def rows(cls, count: int, **fixed) -> list:
+    def rows(cls, count: int, **fixed: Any) -> list[Any]:
         declarations = cls._meta.declarations
-        plan = []
+        plan: list[tuple[str, Any]] = []
         for name, declaration in declarations.items():
             if name in fixed:
                 plan.append((name, None))
             elif isinstance(declaration, Draw):
                 plan.append((name, declaration.draw))
             elif isinstance(declaration, factory.declarations.BaseDeclaration):
-                return cls.build_batch(count, **fixed)
+                return list(cls.build_batch(count, **fixed))
             else:
                 fixed.setdefault(name, declaration)
                 plan.append((name, None))
@@ -118,7 +121,7 @@ class RowFactory(factory.Factory):
 
 
 def account_name() -> str:
-    return factory.Faker("company").evaluate(None, None, {"locale": None})
+    return str(factory.Faker("company").evaluate(None, None, {"locale": None}))
 
 
 class UserRowFactory(factory.Factory):

@@ -23,7 +23,7 @@ class Unit:
     alias: str
     record: Callable[[Result], None] = lambda result: None
     # What selects the unit on that connection (django-pgschemas: the schema).
-    context: Callable[[], AbstractContextManager] = nullcontext
+    context: Callable[[], AbstractContextManager[object]] = nullcontext
     # Run after the migrations, inside the context, also when none were pending: rights that
     # the unit's tables need (schemas grants them schema by schema).
     finish: Callable[[], None] = lambda: None

@@ -14,7 +14,7 @@ class AbstractAccount(models.Model):
         abstract = True
         ordering = ["slug"]
 
-    def __str__(self):
+    def __str__(self) -> str:
         return self.slug
 
 
@@ -29,7 +29,7 @@ class AbstractUser(models.Model):
     class Meta:
         abstract = True
 
-    def __str__(self):
+    def __str__(self) -> str:
         return self.email
 
     def set_password(self, raw_password: str) -> None:
@@ -46,7 +46,7 @@ class AbstractProject(models.Model):
     class Meta:
         abstract = True
 
-    def __str__(self):
+    def __str__(self) -> str:
         return self.name
 
 
@@ -60,7 +60,7 @@ class AbstractWorkItem(models.Model):
     class Meta:
         abstract = True
 
-    def __str__(self):
+    def __str__(self) -> str:
         return self.name
 
 
@@ -88,14 +88,15 @@ class ContainedProject(AbstractProject):
 
 
 class ContainedTask(AbstractTask):
-    project = models.ForeignKey("Project", models.CASCADE, related_name="tasks")
+    # Resolved in each concrete model's app; django-stubs looks in shared's (it has none).
+    project = models.ForeignKey("Project", models.CASCADE, related_name="tasks")  # type: ignore[misc, unused-ignore]
 
     class Meta:
         abstract = True
 
 
 class ContainedSubtask(AbstractSubtask):
-    task = models.ForeignKey("Task", models.CASCADE, related_name="subtasks")
+    task = models.ForeignKey("Task", models.CASCADE, related_name="subtasks")  # type: ignore[misc, unused-ignore]
 
     class Meta:
         abstract = True

@@ -1,5 +1,6 @@
 """The one interface through which shared code (views, commands, tests, benchmarks) uses
-a strategy."""
+a strategy: everything they use is declared here, and each strategy's class types its
+overrides to match (mypy checks them against it)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import functools
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from django.conf import settings
 from django.utils.module_loading import import_string
@@ -26,14 +27,20 @@ class TenantExists(Exception):
     """Creating a tenant whose slug the registry already holds: nothing was changed."""
 
 
+class ServerRefused(ValueError):
+    """A server was named for a tenant by a strategy that keeps every tenant on one server."""
+
+
 class Strategy(ABC):
-    name: str
+    name: ClassVar[str]
+    # Whether create_tenant() takes the server for the tenant's data (multidb does).
+    places_tenants_on_servers: ClassVar[bool] = False
 
     @abstractmethod
     def get_tenant(self, slug: str) -> TenantLike | None:
         """The tenant with this slug, looked up with the runtime role's rights."""
 
-    def activation(self, tenant: TenantLike | None) -> AbstractContextManager:
+    def activation(self, tenant: TenantLike | None) -> AbstractContextManager[object]:
         """What activating ``tenant`` does beyond making it current (the ContextVar)."""
         return nullcontext()
 
@@ -47,10 +54,21 @@ class Strategy(ABC):
         return self.list_tenants()
 
     @abstractmethod
-    def create_tenant(self, slug: str, name: str) -> TenantLike:
+    def create_tenant(
+        self, slug: str, name: str, *, host: str = "", port: int | None = None
+    ) -> TenantLike:
         """Create an empty tenant. Raises ``SlugRefused`` (see ``check_slug``) or
         ``TenantExists`` before anything is created, and never drops or takes over anything
-        it did not create in the same call."""
+        it did not create in the same call. ``host`` and ``port`` name the server for its
+        data where ``places_tenants_on_servers``; elsewhere naming one raises
+        ``ServerRefused``."""
+
+    def refuse_server(self, host: str, port: int | None) -> None:
+        if (host or port) and not self.places_tenants_on_servers:
+            raise ServerRefused(
+                f"the {self.name} strategy keeps every tenant on one server; "
+                "a server cannot be chosen"
+            )
 
     def check_slug(self, slug: str) -> None:
         """Raise ``shared.slugs.SlugRefused`` unless ``slug`` may name a new tenant."""
@@ -72,10 +90,12 @@ class Strategy(ABC):
                 "SELECT EXISTS (SELECT FROM pg_roles WHERE replace(rolname, '-', '_') = %s)",
                 [identifier(slug)],
             )
-            return cursor.fetchone()[0]
+            row = cursor.fetchone()
+            return bool(row and row[0])
 
     @abstractmethod
-    def drop_tenant(self, slug: str) -> None: ...
+    def drop_tenant(self, slug: str) -> None:
+        """Drop the tenant with everything it holds (its rows, schema or database)."""
 
     @abstractmethod
     def load_tenant(self, data: TenantData, *, commit: bool = True) -> TenantLike:
@@ -90,7 +110,7 @@ class Strategy(ABC):
         then units that may be migrated in parallel."""
 
     @abstractmethod
-    def subtask_list(self) -> QuerySet:
+    def subtask_list(self) -> QuerySet[Any]:
         """The active tenant's subtasks for the list page, ordered, each with ``account_name``
         and ``task.project`` loaded."""
 
@@ -116,8 +136,11 @@ class Strategy(ABC):
 
 @functools.cache
 def _load(path: str) -> Strategy:
-    return import_string(path)()
+    strategy = import_string(path)()
+    if not isinstance(strategy, Strategy):
+        raise TypeError(f"TENANCY_STRATEGY {path!r} is not a shared.strategy.Strategy")
+    return strategy
 
 
 def get_strategy() -> Strategy:
-    return _load(settings.TENANCY_STRATEGY)
+    return _load(str(settings.TENANCY_STRATEGY))

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from django.apps import apps
 
@@ -17,6 +17,10 @@ class TenantLike(Protocol):
     pk: Any
     slug: str
     name: str
+
+
+class _Activation(Protocol):
+    def activation(self, tenant: TenantLike | None) -> AbstractContextManager[object]: ...
 
 
 _current: ContextVar[TenantLike | None] = ContextVar("current_tenant", default=None)
@@ -33,7 +37,7 @@ def activate(tenant: TenantLike | None) -> Iterator[TenantLike | None]:
     token = _current.set(tenant)
     try:
         # The strategy, through the app registry: this module stays free of the strategies.
-        with apps.get_app_config("shared").activation(tenant):
+        with cast(_Activation, apps.get_app_config("shared")).activation(tenant):
             yield tenant
     finally:
         _current.reset(token)

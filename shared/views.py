@@ -1,21 +1,23 @@
 import sys
+from typing import Any
 
 import psycopg
 from django import db
 from django.conf import settings
-from django.core.paginator import EmptyPage, Paginator
+from django.core.paginator import EmptyPage, Page, Paginator
 from django.db import connection
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_safe
 from django.views.defaults import server_error as server_error_page
 
+from shared.middleware import TenantRequest
 from shared.pages import PAGE_SIZE
 from shared.strategy import get_strategy
 
 
 @require_safe
-def index(request: HttpRequest) -> HttpResponse:
+def index(request: TenantRequest) -> HttpResponse:
     if request.tenant is not None:
         return redirect("subtask-list")
     if not settings.TENANCY_INDEX:
@@ -24,10 +26,11 @@ def index(request: HttpRequest) -> HttpResponse:
 
 
 @require_safe
-def subtask_list(request: HttpRequest, page: int = 1) -> HttpResponse:
+def subtask_list(request: TenantRequest, page: int = 1) -> HttpResponse:
     if request.tenant is None:
         raise Http404("The subtask list belongs to a tenant: open it on <slug>.<domain>.")
     paginator = Paginator(get_strategy().subtask_list(), PAGE_SIZE)
+    page_obj: Page[Any] | None
     try:
         page_obj = paginator.page(page)
     except EmptyPage:

@@ -8,7 +8,7 @@ class TrackerConfig(AppConfig):
     label = "tracker"
     verbose_name = "Task tracker (row-level security)"
 
-    def ready(self):
+    def ready(self) -> None:
         from rls.checks import check_row_level_security
         from rls.index import after_migrate
 

@@ -23,5 +23,5 @@ class DatabaseWrapper(PerTransactionSetting, base.DatabaseWrapper):
     def value_for_current_tenant(self) -> str:
         return get_search_path(get_current_schema())
 
-    def _handle_search_path(self, cursor=None):
+    def _handle_search_path(self, cursor: object = None) -> None:
         pass  # the session's search_path is never set: see the module docstring

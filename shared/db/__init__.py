@@ -1,6 +1,13 @@
 """The two connections every strategy has: the runtime role (what the web server uses) and the
 owner role (migrations, provisioning, cross-tenant work)."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import psycopg
+
 RUNTIME_ALIAS = "default"
 OWNER_ALIAS = "owner"
 
@@ -19,7 +26,7 @@ def require_owner() -> None:
         )
 
 
-def connect_directly(alias: str, **overrides):
+def connect_directly(alias: str, **overrides: Any) -> psycopg.Connection[tuple[Any, ...]]:
     """A psycopg connection with ``alias``'s role and server, outside Django and its pool
     (``overrides``: psycopg's keyword arguments, such as ``dbname`` or ``host``)."""
     import psycopg

@@ -1,17 +1,24 @@
 """Migration operations that give the runtime role exactly the rights it needs."""
 
+from collections.abc import Callable
+
+from django.apps.registry import Apps
 from django.conf import settings
 from django.db import migrations
+from django.db.backends.base.schema import BaseDatabaseSchemaEditor
 
 from shared.db import RUNTIME_ALIAS
 
+# What RunPython calls, forwards or backwards.
+Operation = Callable[[Apps, BaseDatabaseSchemaEditor], None]
+
 
 def runtime_role() -> str:
-    return settings.DATABASES[RUNTIME_ALIAS]["USER"]
+    return str(settings.DATABASES[RUNTIME_ALIAS]["USER"])
 
 
-def _default_privileges(action: str, tables: str):
-    def run(apps, schema_editor):
+def _default_privileges(action: str, tables: str) -> Operation:
+    def run(apps: Apps, schema_editor: BaseDatabaseSchemaEditor) -> None:
         quote = schema_editor.quote_name
         role = quote(runtime_role())
         to_from = "TO" if action == "GRANT" else "FROM"
@@ -45,8 +52,8 @@ def grant_runtime_role_by_default(tables: str = DML) -> migrations.RunPython:
     )
 
 
-def _everywhere(action: str):
-    def run(apps, schema_editor):
+def _everywhere(action: str) -> Operation:
+    def run(apps: Apps, schema_editor: BaseDatabaseSchemaEditor) -> None:
         role = schema_editor.quote_name(runtime_role())
         to_from = "TO" if action == "GRANT" else "FROM"
         with schema_editor.connection.cursor() as cursor:
@@ -75,13 +82,13 @@ def stop_granting_runtime_role_in_new_schemas() -> migrations.RunPython:
 def grant_select(*tables: str) -> migrations.RunPython:
     """Read-only access for the runtime role to tables that already exist."""
 
-    def run(apps, schema_editor):
+    def run(apps: Apps, schema_editor: BaseDatabaseSchemaEditor) -> None:
         role = schema_editor.quote_name(runtime_role())
         names = ", ".join(schema_editor.quote_name(t) for t in tables)
         with schema_editor.connection.cursor() as cursor:
             cursor.execute(f"GRANT SELECT ON {names} TO {role}")
 
-    def reverse(apps, schema_editor):
+    def reverse(apps: Apps, schema_editor: BaseDatabaseSchemaEditor) -> None:
         role = schema_editor.quote_name(runtime_role())
         names = ", ".join(schema_editor.quote_name(t) for t in tables)
         with schema_editor.connection.cursor() as cursor:
@@ -90,8 +97,8 @@ def grant_select(*tables: str) -> migrations.RunPython:
     return migrations.RunPython(run, reverse)
 
 
-def _id_writes(action: str, tables: tuple[str, ...]):
-    def run(apps, schema_editor):
+def _id_writes(action: str, tables: tuple[str, ...]) -> Operation:
+    def run(apps: Apps, schema_editor: BaseDatabaseSchemaEditor) -> None:
         role = schema_editor.quote_name(runtime_role())
         with schema_editor.connection.cursor() as cursor:
             for table in tables:

@@ -13,13 +13,21 @@ server connection and the statement on another.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
+
+if TYPE_CHECKING:
+    # What it is mixed into, for the type checker; at run time the concrete backend says.
+    from django.db.backends.postgresql.base import DatabaseWrapper as _Wrapper
+else:
+    _Wrapper = object
 
 SET_CONFIG = "SELECT set_config(%s, %s, true)"
 
 
-class PerTransactionSetting(ABC):
+class PerTransactionSetting(ABC, _Wrapper):
     """Mix into a ``DatabaseWrapper``; define ``setting``, ``value_for_current_tenant()`` and
     ``value_when_unset``."""
 
@@ -31,22 +39,29 @@ class PerTransactionSetting(ABC):
     def value_for_current_tenant(self) -> str:
         """The value for the tenant that is current in this context."""
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # The value in the open transaction, or None when it is not known.
         self.value_in_transaction: str | None = None
         self.execute_wrappers.append(self._with_setting)
 
-    def _with_setting(self, execute, sql, params, many, context):
-        wanted = self.value_for_current_tenant()
+    def _with_setting(
+        self,
+        execute: Callable[..., Any],
+        sql: str,
+        params: Any,
+        many: bool,
+        context: dict[str, Any],
+    ) -> Any:
+        value = self.value_for_current_tenant()
         if not self.get_autocommit():
-            if self.value_in_transaction != wanted:
-                self._apply(wanted)
+            if self.value_in_transaction != value:
+                self._apply(value)
             return execute(sql, params, many, context)
-        if wanted == self.value_when_unset:
+        if value == self.value_when_unset:
             return execute(sql, params, many, context)
         with transaction.atomic(using=self.alias):
-            self._apply(wanted)
+            self._apply(value)
             return execute(sql, params, many, context)
 
     def _apply(self, value: str) -> None:
@@ -57,33 +72,34 @@ class PerTransactionSetting(ABC):
     # Whenever the transaction, or the savepoint that may have set the value, ends, forget it:
     # the next statement sets it again. Forget it *after* the statement has run: ROLLBACK TO
     # SAVEPOINT itself passes through the wrapper (which may set the value first) and then
-    # restores whatever the setting was when the savepoint was taken.
-    def _commit(self):
+    # restores whatever the setting was when the savepoint was taken. (These are Django's
+    # private hooks, which django-stubs does not declare: hence the ignores.)
+    def _commit(self) -> None:
         try:
-            return super()._commit()
+            super()._commit()  # type: ignore[misc]
         finally:
             self.value_in_transaction = None
 
-    def _rollback(self):
+    def _rollback(self) -> None:
         try:
-            return super()._rollback()
+            super()._rollback()  # type: ignore[misc]
         finally:
             self.value_in_transaction = None
 
-    def _savepoint_rollback(self, sid):
+    def _savepoint_rollback(self, sid: str) -> None:
         try:
-            return super()._savepoint_rollback(sid)
+            super()._savepoint_rollback(sid)  # type: ignore[misc]
         finally:
             self.value_in_transaction = None
 
-    def _set_autocommit(self, autocommit):
+    def _set_autocommit(self, autocommit: bool) -> None:
         try:
-            return super()._set_autocommit(autocommit)
+            super()._set_autocommit(autocommit)  # type: ignore[misc]
         finally:
             self.value_in_transaction = None
 
-    def _close(self):
+    def _close(self) -> None:
         try:
-            return super()._close()
+            super()._close()  # type: ignore[misc]
         finally:
             self.value_in_transaction = None

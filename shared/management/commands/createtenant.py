@@ -1,4 +1,4 @@
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from shared.db import require_owner
 from shared.db.locks import Busy
@@ -9,7 +9,7 @@ from shared.strategy import TenantExists, get_strategy
 class Command(BaseCommand):
     help = "Create a tenant, ready to be served at <slug>.<base domain>."
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("slug")
         parser.add_argument("--name", help="display name (default: the slug)")
         parser.add_argument(
@@ -19,22 +19,24 @@ class Command(BaseCommand):
             "place tenants on servers)",
         )
 
-    def handle(self, *args, slug, name, server, **options):
+    def handle(
+        self, *args: str, slug: str, name: str | None, server: str | None, **options: object
+    ) -> None:
         require_owner()
         strategy = get_strategy()
-        extra = {}
+        host, port = "", None
         if server:
-            if not getattr(strategy, "places_tenants_on_servers", False):
+            if not strategy.places_tenants_on_servers:
                 raise CommandError(
                     f"the {strategy.name} strategy keeps every tenant on one "
                     "server; --server does not apply"
                 )
-            host, _, port = server.rpartition(":")
-            if not host or not port.isdigit():
+            host, _, digits = server.rpartition(":")
+            if not host or not digits.isdigit():
                 raise CommandError(f"--server must be HOST:PORT, not {server!r}")
-            extra = {"host": host, "port": int(port)}
+            port = int(digits)
         try:
-            tenant = strategy.create_tenant(slug, name or slug, **extra)
+            tenant = strategy.create_tenant(slug, name or slug, host=host, port=port)
         except (SlugRefused, TenantExists, Busy) as exc:
             raise CommandError(f"{exc}; nothing was changed") from None
         except Exception as exc:

@@ -2,15 +2,17 @@ import multiprocessing
 import os
 import sys
 import time
+from collections.abc import Iterator
 from itertools import islice
+from typing import Any
 
 from django.contrib.auth.hashers import make_password
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import Error as DatabaseError
 
 from shared.db import require_owner
 from shared.db.locks import Busy
-from shared.strategy import TABLES, TenantExists, get_strategy
+from shared.strategy import TABLES, Strategy, TenantExists, get_strategy
 from shared.testdata import TenantData, Volumes, generate_tenant, slug_for
 
 COLUMNS = ("account", *TABLES)
@@ -34,7 +36,8 @@ def _ranges(text: str) -> str:
             spans.append(
                 slug_for(start) if start == prev else f"{slug_for(start)}..{slug_for(prev)}"
             )
-            start = cur
+            if cur is not None:
+                start = cur
     return ", ".join(spans)
 
 
@@ -44,7 +47,7 @@ class Command(BaseCommand):
         "subtasks, each account in its own transaction, loaded with COPY."
     )
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--accounts", type=int, default=10, help="accounts (default 10)")
         for name, (low, high) in vars(Volumes()).items():
             parser.add_argument(
@@ -82,7 +85,7 @@ class Command(BaseCommand):
             help="processes generating data while this one loads it",
         )
 
-    def handle(self, *args, **options):
+    def handle(self, *args: str, **options: Any) -> None:
         require_owner()
         volumes = self.volumes(options)
         count, jobs = options["accounts"], options["jobs"]
@@ -121,7 +124,7 @@ class Command(BaseCommand):
         self.stdout.write(self.table(f"{verb}:", created))
         self.stdout.write(self.table("In the database now:", strategy.row_counts()))
 
-    def volumes(self, options) -> Volumes:
+    def volumes(self, options: dict[str, Any]) -> Volumes:
         ranges = {}
         for name in vars(Volumes()):
             low, high = options[f"min_{name}"], options[f"max_{name}"]
@@ -135,7 +138,9 @@ class Command(BaseCommand):
             raise CommandError("every account needs at least one user: --min-users >= 1")
         return Volumes(**ranges)
 
-    def load(self, strategy, numbers, volumes, options) -> dict[str, int]:
+    def load(
+        self, strategy: Strategy, numbers: list[int], volumes: Volumes, options: dict[str, Any]
+    ) -> dict[str, int]:
         password = make_password(PASSWORD, salt=PASSWORD_SALT)
         jobs = [(n, options["seed"], volumes, password) for n in numbers]
         created = dict.fromkeys(COLUMNS, 0)
@@ -148,7 +153,9 @@ class Command(BaseCommand):
             window = options["jobs"] * 8
             pending = iter(jobs)
             batches = iter(lambda: list(islice(pending, window)), [])
-            generated = (data for batch in batches for data in pool.imap(_generate, batch))
+            generated: Iterator[TenantData] = (
+                data for batch in batches for data in pool.imap(_generate, batch)
+            )
         else:
             generated = map(_generate, jobs)
         try:

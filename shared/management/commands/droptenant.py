@@ -1,6 +1,7 @@
 import sys
+from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from shared.db import require_owner
 from shared.strategy import get_strategy
@@ -9,11 +10,11 @@ from shared.strategy import get_strategy
 class Command(BaseCommand):
     help = "Remove a tenant and all of its data."
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("slug")
         parser.add_argument("--yes", action="store_true", help="do not ask for confirmation")
 
-    def handle(self, *args, slug, yes, **options):
+    def handle(self, *args: str, slug: str, yes: bool, **options: Any) -> None:
         require_owner()
         strategy = get_strategy()
         if strategy.get_tenant(slug) is None:

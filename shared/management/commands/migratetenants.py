@@ -2,8 +2,9 @@ import os
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from shared import migrating
 from shared.db import require_owner
@@ -18,7 +19,7 @@ class Command(BaseCommand):
         "Tenants already current cost one check each, so a rerun resumes."
     )
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--parallel", type=int, default=4, metavar="K")
         parser.add_argument("--only", metavar="SLUG,...", help="only these tenants")
         parser.add_argument(
@@ -33,7 +34,15 @@ class Command(BaseCommand):
             "(default: results/migratetenants-<strategy>-<time>.json)",
         )
 
-    def handle(self, *args, parallel, only, retry_failed, report, **options):
+    def handle(
+        self,
+        *args: str,
+        parallel: int,
+        only: str | None,
+        retry_failed: bool,
+        report: Path | None,
+        **options: Any,
+    ) -> None:
         require_owner()
         if parallel < 1:
             raise CommandError("--parallel must be at least 1")
@@ -52,7 +61,7 @@ class Command(BaseCommand):
             units = []  # tenants copied from a broken template would only fail the same way
         done = len(results)
 
-        def on_result(result):
+        def on_result(result: migrating.Result) -> None:
             nonlocal done
             done += 1
             self.show(result, done, len(before) + len(units))
@@ -78,7 +87,7 @@ class Command(BaseCommand):
                 f"{len(failed)} failed ({names}); fix the cause and run again with --retry-failed"
             )
 
-    def show(self, result, done: int, total: int) -> None:
+    def show(self, result: migrating.Result, done: int, total: int) -> None:
         detail = result.error if result.status == "failed" else result.migration
         self.stdout.write(
             f"  [{done}/{total}] {result.name}: {result.status} ({detail}, {result.seconds:.2f} s)"

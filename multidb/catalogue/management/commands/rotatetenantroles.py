@@ -1,4 +1,6 @@
-from django.core.management.base import BaseCommand, CommandError
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from multidb import provisioning
 from multidb.catalogue.models import Tenant
@@ -12,11 +14,11 @@ class Command(BaseCommand):
         "changing DJANGO_SECRET_KEY, from which they are derived)."
     )
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("slugs", nargs="*", metavar="slug")
         parser.add_argument("--all", action="store_true", help="every tenant")
 
-    def handle(self, *args, slugs, all, **options):
+    def handle(self, *args: str, slugs: list[str], all: bool, **options: Any) -> None:
         require_owner()
         if bool(slugs) == all:
             raise CommandError("name the tenants to rotate, or pass --all (not both)")
