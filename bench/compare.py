@@ -121,7 +121,7 @@ def control_database(cluster, env) -> dict[str, str]:
         for key, value in env.items()
         if key in ("RUNTIME_DATABASE_URL", "OWNER_DATABASE_URL")
     }
-    return {**env, **with_db}
+    return {**env, **with_db, "TENANCY_BENCH_CONTROL": CONTROL_DB}
 
 
 # -- one measurement ------------------------------------------------------------------------

@@ -9,9 +9,9 @@ if __name__ == "__main__":
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "schemas.settings")
     from django.core.management import execute_from_command_line
 
-    from shared.env import MissingSetting
+    from shared.env import SettingError
 
     try:
         execute_from_command_line(sys.argv)
-    except MissingSetting as exc:
+    except SettingError as exc:
         sys.exit(f"error: {exc}")

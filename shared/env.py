@@ -15,17 +15,19 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def read_env_file(path: Path) -> dict[str, str]:
-    """``KEY=value`` lines, with the quoting and escapes of shell-style .env files."""
+    """``KEY=value`` lines, with the quoting and escapes of shell-style .env files. A ``$`` is
+    kept as it is: passwords and URLs are never expanded."""
     if not path.exists():
         return {}
-    return {key: value for key, value in dotenv_values(path).items() if value is not None}
+    values = dotenv_values(path, interpolate=False)
+    return {key: value for key, value in values.items() if value is not None}
 
 
 _file = read_env_file(Path(os.environ.get("TENANCY_ENV_FILE", ROOT / ".env")))
 
 
-class MissingSetting(ImproperlyConfigured):
-    """A setting the user must provide; manage.py prints it as one line."""
+class SettingError(ImproperlyConfigured):
+    """A setting the user must provide or correct; manage.py prints it as one line."""
 
 
 def env(name: str, default: str = "") -> str:
@@ -37,6 +39,14 @@ def env_bool(name: str, default: bool = False) -> bool:
     return default if not value else value.lower() in {"1", "true", "yes", "on"}
 
 
+# What a database URL may say beyond the server and the role (?sslmode=require): how libpq
+# connects, never session settings (options=-c ...), which would outlive transactions.
+URL_OPTIONS = frozenset(
+    {"sslmode", "sslrootcert", "sslcert", "sslkey", "sslpassword", "sslcrl", "connect_timeout",
+     "application_name", "target_session_attrs", "channel_binding", "gssencmode"}
+)  # fmt: skip
+
+
 def database(url_variable: str, dbname: str, **extra: Any) -> dict[str, Any]:
     """Django's DATABASES entry for a ``postgresql://user:password@host:port/[dbname]`` URL.
 
@@ -45,21 +55,28 @@ def database(url_variable: str, dbname: str, **extra: Any) -> dict[str, Any]:
     """
     url = env(url_variable)
     if not url:
-        raise MissingSetting(
+        raise SettingError(
             f"{url_variable} is not set: run `make up` (it writes .env), or see .env.example"
         )
     try:
         parsed: dict[str, Any] = dict(dj_database_url.parse(url))
     except ValueError as exc:
-        raise ImproperlyConfigured(f"{url_variable} is not a database URL: {exc}") from None
+        raise SettingError(f"{url_variable} is not a database URL: {exc}") from None
     if parsed["ENGINE"] != "django.db.backends.postgresql":
-        raise ImproperlyConfigured(f"{url_variable} must be a postgresql:// URL")
+        raise SettingError(f"{url_variable} must be a postgresql:// URL")
+    if unknown := sorted(set(parsed.get("OPTIONS", {})) - URL_OPTIONS):
+        raise SettingError(
+            f"{url_variable}: {', '.join(unknown)} cannot be set in the URL (it may say how "
+            f"to connect: {', '.join(sorted(URL_OPTIONS))})"
+        )
     return {
         **parsed,
         "NAME": parsed["NAME"] or dbname,
         "HOST": parsed["HOST"] or "127.0.0.1",
         "PORT": str(parsed["PORT"] or 5432),
         **extra,
+        # The URL's own options (?sslmode=require) and the strategy's, which win.
+        "OPTIONS": {**parsed.get("OPTIONS", {}), **extra.get("OPTIONS", {})},
     }
 
 

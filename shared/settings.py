@@ -1,14 +1,14 @@
 """Settings every strategy shares; each strategy's settings module imports these and adds its
 databases, apps and strategy class."""
 
-from shared.env import ROOT, MissingSetting, env, env_bool
+from shared.env import ROOT, SettingError, env, env_bool
 
 BASE_DIR = ROOT
 DEBUG = env_bool("DJANGO_DEBUG", False)
 # A default key only while debugging: anything else signed with a published key is forgeable.
 SECRET_KEY = env("DJANGO_SECRET_KEY") or ("insecure-development-key" if DEBUG else "")
 if not SECRET_KEY:
-    raise MissingSetting(
+    raise SettingError(
         "DJANGO_SECRET_KEY is not set (it must be when DJANGO_DEBUG is off): run `make up` "
         "(it writes one into .env), or see .env.example"
     )

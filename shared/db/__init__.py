@@ -17,10 +17,10 @@ def require_owner() -> None:
     server never has it; see shared.env.owner_database)."""
     from django.db import connections
 
-    from shared.env import MissingSetting
+    from shared.env import SettingError
 
     if OWNER_ALIAS not in connections.settings:
-        raise MissingSetting(
+        raise SettingError(
             "this command needs the owner role: set OWNER_DATABASE_URL (the web server "
             "never gets it; see .env.example)"
         )
@@ -32,8 +32,13 @@ def connect_directly(alias: str, **overrides: Any) -> psycopg.Connection[tuple[A
     import psycopg
     from django.db import connections
 
+    from shared.env import URL_OPTIONS
+
     conf = connections.settings[alias]
     params = {
+        # What libpq itself reads from the URL's options (TLS, timeouts), as Django's own
+        # connections get them; not Django's or the pool's.
+        **{k: v for k, v in conf.get("OPTIONS", {}).items() if k in URL_OPTIONS},
         "host": conf["HOST"],
         "port": conf["PORT"],
         "user": conf["USER"],
