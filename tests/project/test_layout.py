@@ -1,10 +1,12 @@
-"""How the code is laid out: the app apart from the benchmark harness, and no import cycles."""
+"""How the code is laid out: the app apart from the benchmark harness, no import cycles, no
+link to a file that is not there."""
 
 from __future__ import annotations
 
 import ast
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -97,3 +99,18 @@ def test_no_module_imports_one_that_imports_it_back():
 
     cycles = [trail for name in graph if (trail := reaches(name, name))]
     assert not cycles, " -> ".join(cycles[0])
+
+
+def test_every_relative_link_in_the_docs_names_a_file_that_exists():
+    """A README that points at a moved or deleted file misleads its reader."""
+    listed = subprocess.run(["git", "ls-files", "*.md"], cwd=ROOT, capture_output=True, text=True)
+    documents = [ROOT / name for name in listed.stdout.split() if "node_modules" not in name]
+    assert len(documents) >= 5
+    broken = [
+        f"{document.relative_to(ROOT)}: {target}"
+        for document in documents
+        for target in re.findall(r"\]\(([^)#\s]+)", document.read_text())
+        if not target.startswith(("http://", "https://", "mailto:"))
+        and not (document.parent / target).exists()
+    ]
+    assert not broken, broken
