@@ -109,14 +109,21 @@ def create_database(cluster: Cluster, name: str, template: str = "template1") ->
 
 
 def fresh_database(cluster: Cluster, strategy: str, env: dict) -> None:
-    """An empty, migrated database for the strategy (and none of its tenants' databases)."""
+    """An empty, migrated database for the strategy: none of its tenants' databases, nor the
+    login roles multidb gives them (named like their databases), are left."""
     name = f"tenancy_{strategy}"
+    pattern = name.replace("_", r"\_") + r"\_%"
     with psycopg.connect(cluster.admin_url(), autocommit=True) as admin:
         for (each,) in admin.execute(
-            "SELECT datname FROM pg_database WHERE datname LIKE %s",
-            [name.replace("_", r"\_") + r"\_%"],
+            "SELECT datname FROM pg_database WHERE datname LIKE %s", [pattern]
         ).fetchall():
             admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(each)))
+        for (role,) in admin.execute(
+            "SELECT rolname FROM pg_roles WHERE rolname LIKE %s "
+            "AND pg_has_role(oid, 'tenancy_tenant', 'MEMBER')",
+            [pattern],
+        ).fetchall():
+            admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
     create_database(cluster, name)
     manage(strategy, env, "migrate", "--verbosity", "0")
 

@@ -12,6 +12,7 @@ from django.db import Error as DatabaseError
 
 from shared.db import require_owner
 from shared.db.locks import Busy
+from shared.slugs import SlugRefused
 from shared.strategy import TABLES, Strategy, TenantExists, get_strategy
 from shared.testdata import TenantData, Volumes, generate_tenant, slug_for
 
@@ -168,6 +169,11 @@ class Command(BaseCommand):
                 if now - last >= 1 or done == len(jobs):
                     last = now
                     self.progress(done, len(jobs), sum(created.values()), now - started)
+        except SlugRefused as exc:  # something else holds the name: running again cannot help
+            raise CommandError(
+                f"account {done + 1} of {len(jobs)} cannot be created: {exc}; nothing of it was "
+                f"written, and the {done} before it are complete."
+            ) from None
         except (DatabaseError, TenantExists, Busy) as exc:
             raise CommandError(
                 f"loading account {done + 1} of {len(jobs)} failed and was rolled back; the "
