@@ -25,6 +25,7 @@ from shared.cluster import (
     OWNER_ROLE,
     RUNTIME_ROLE,
     Cluster,
+    ClusterError,
     Credentials,
     bootstrap,
     temporary_cluster,
@@ -46,6 +47,21 @@ def private_cluster() -> Iterator[tuple[Cluster, dict[str, str]]]:
                 "DJANGO_SECRET_KEY": secrets.token_urlsafe(32),
             },
         )
+
+
+def on_private_cluster(
+    measure: Callable[[Cluster, dict[str, str], argparse.Namespace], None],
+    args: argparse.Namespace,
+) -> int:
+    """A benchmark's main: ``measure`` on a private cluster; a cluster that cannot start is
+    one line and exit status 1."""
+    try:
+        with private_cluster() as (cluster, env):
+            measure(cluster, env, args)
+    except ClusterError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def run(main: Callable[[], int]) -> int:

@@ -13,8 +13,7 @@ import statistics
 import sys
 import time
 
-from bench.common import fresh_database, in_django, manage, private_cluster, rows_created
-from shared.cluster import ClusterError
+from bench.common import fresh_database, in_django, manage, on_private_cluster, rows_created
 
 
 def row_by_row(strategy: str, env: dict[str, str], accounts: int) -> tuple[int, float]:
@@ -37,13 +36,7 @@ def main(argv: list[str] | None = None) -> int:
         help="accounts for the row-by-row comparison (0: skip it)",
     )
     args = parser.parse_args(argv)
-    try:
-        with private_cluster() as (cluster, env):
-            measure(cluster, env, args)
-    except ClusterError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    return on_private_cluster(measure, args)
 
 
 def measure(cluster, env: dict, args) -> None:

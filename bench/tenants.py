@@ -15,8 +15,7 @@ import statistics
 import sys
 import time
 
-from bench.common import fresh_database, manage, private_cluster, provision, rows_created
-from shared.cluster import ClusterError
+from bench.common import fresh_database, manage, on_private_cluster, provision, rows_created
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,13 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tenants", type=int, default=200)
     parser.add_argument("--parallel", type=int, default=4)
     args = parser.parse_args(argv)
-    try:
-        with private_cluster() as (cluster, env):
-            measure(cluster, env, args)
-    except ClusterError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    return on_private_cluster(measure, args)
 
 
 def median_p95(times: list[float]) -> str:
