@@ -56,6 +56,11 @@ def started_at(cluster):
         return admin.execute("SELECT pg_postmaster_start_time()").fetchone()[0]
 
 
+# How long after PostgreSQL is back a request may still fail: pools and caches notice a dead
+# connection when they next use it.
+RECOVERY_SECONDS = 5
+
+
 def test_the_app_recovers_by_itself_from_a_postgresql_restart(
     live_db, strategy, tenant_a, tenant_b, tmp_path
 ):
@@ -90,6 +95,7 @@ def test_the_app_recovers_by_itself_from_a_postgresql_restart(
             thread.start()
         try:
             time.sleep(2)
+            down = time.monotonic()
             cluster.stop()
             time.sleep(1)
             cluster.start()
@@ -108,9 +114,10 @@ def test_the_app_recovers_by_itself_from_a_postgresql_restart(
 
     failed = [r for r in results if r[2] != 200]
     wrong = [r for r in results if r[2] == 200 and r[3] != {r[1]}]
+    last = f", the last {failed[-1][0] - back:+.1f} s after the restart" if failed else ""
     print(
         f"\nrestart under load: {len(results)} requests, {len(failed)} failed "
-        f"({sorted({r[2] for r in failed})}), {len(wrong)} with wrong rows"
+        f"({sorted({r[2] for r in failed})}){last}, {len(wrong)} with wrong rows"
     )
     assert not wrong
     assert started_at(cluster) > before, "the server was not restarted: the test proved nothing"
@@ -118,7 +125,10 @@ def test_the_app_recovers_by_itself_from_a_postgresql_restart(
     # not notice at all: it holds them until the server is back.
     errors = [line for line in log.read_text().splitlines() if re.match(r"^\w[\w.]*Error", line)]
     assert {r[2] for r in failed} <= {503}, errors[-20:]
-    assert len(failed) <= 100
+    # Failures only while the server was away and just after: how many there are is the request
+    # rate of a fast 503 (hundreds a second in multidb, which fails at connect), not recovery.
+    late = [r for r in failed if not down <= r[0] <= back + RECOVERY_SECONDS]
+    assert not late, f"{len(late)} failed outside the restart, at +{late[0][0] - back:.1f} s"
     recent = results[-40:]
     assert recent[0][0] > back and all(r[2] == 200 for r in recent), "did not recover"
 
