@@ -14,6 +14,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -156,6 +157,30 @@ def seconds(text: str) -> int:
     if not match:
         raise argparse.ArgumentTypeError(f"not a duration: {text!r} (use 90, 90s, 2m)")
     return int(match.group(1)) * {"s": 1, "m": 60, "h": 3600, None: 1}[match.group(2)]
+
+
+def publish(document: dict[str, Any], args: argparse.Namespace) -> None:
+    """Keep a run's results document (``results/<kind>-<time>.json``) and print its table;
+    unless ``--no-report``, also its charts, the copy beside them that the slides read, and
+    the README's table."""
+    from bench.tables import TABLES, markdown, write_latest
+
+    kind = document["kind"]
+    args.results.mkdir(parents=True, exist_ok=True)
+    out = args.results / f"{kind}-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.json"
+    out.write_text(json.dumps(document, indent=2) + "\n")
+    table = markdown(TABLES[kind](document))
+    say("\n" + table)
+    say(f"\nResults: {shown(out)}")
+    if args.no_report:
+        return
+    from bench.report import CHARTS, update_readme
+
+    for figure in CHARTS[kind](document, args.figures):
+        say(f"Chart: {shown(figure)}")
+    say(f"Latest results (the slides' table): {shown(write_latest(document, args.figures))}")
+    if update_readme(args.readme, kind, table):
+        say(f"Updated the table in {args.readme.name}")
 
 
 def say(text: str) -> None:

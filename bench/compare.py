@@ -18,7 +18,6 @@ rounds are reported with their min-max spread.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
@@ -35,14 +34,13 @@ from bench.common import (
     fresh_database,
     manage,
     private_cluster,
+    publish,
     run,
     say,
     seconds,
-    shown,
 )
 from bench.driving import locust_result, runtime_connections, start_locust, stop, tree_rss
 from bench.server import gunicorn
-from bench.tables import bench_table, markdown, write_latest
 from shared.env import ROOT
 
 STRATEGIES = ["rls", "multidb", "schemas"]
@@ -212,21 +210,7 @@ def main(argv: list[str] | None = None) -> int:
         "load_seconds": round(time.monotonic() - load_started),
         "wall_seconds": round(time.monotonic() - begun),
     }
-    args.results.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    out = args.results / f"bench-{stamp}.json"
-    out.write_text(json.dumps(document, indent=2) + "\n")
-    table = markdown(bench_table(document))
-    say("\n" + table)
-    say(f"\nResults: {shown(out)}")
-    if not args.no_report:
-        from bench.report import bench_charts, update_readme
-
-        for figure in bench_charts(document, args.figures):
-            say(f"Chart: {shown(figure)}")
-        say(f"Latest results (the slides' table): {shown(write_latest(document, args.figures))}")
-        if update_readme(args.readme, "bench", table):
-            say(f"Updated the table in {args.readme.name}")
+    publish(document, args)
     bad = sum(r["failures"] + r["wrong_rows"] for r in rounds)
     return 1 if bad else 0
 

@@ -118,3 +118,6 @@ def update_readme(readme: Path, name: str, text: str) -> bool:
         return False
     readme.write_text(pattern.sub(lambda m: m.group(1) + text + m.group(2), content))
     return True
+
+
+CHARTS = {"bench": bench_charts, "bench-scale": scale_charts}

@@ -32,14 +32,13 @@ from bench.common import (
     manage,
     private_cluster,
     provision,
+    publish,
     run,
     say,
     seconds,
-    shown,
 )
 from bench.driving import locust_result, runtime_connections, start_locust, stop, tree_rss
 from bench.server import get, gunicorn
-from bench.tables import markdown, scale_table, write_latest
 from shared.env import ROOT
 
 SMALL = ["--min-users=1", "--max-users=2", "--min-projects=1", "--max-projects=3",
@@ -200,18 +199,7 @@ def main(argv: list[str] | None = None) -> int:
         "rows": rows,
         "wall_seconds": round(time.monotonic() - begun),
     }
-    args.results.mkdir(parents=True, exist_ok=True)
-    out = args.results / f"bench-scale-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.json"
-    out.write_text(json.dumps(document, indent=2) + "\n")
-    table = markdown(scale_table(document))
-    say("\n" + table + f"\n\nResults: {shown(out)}")
-    if not args.no_report:
-        from bench.report import scale_charts, update_readme
-
-        for figure in scale_charts(document, args.figures):
-            say(f"Chart: {shown(figure)}")
-        say(f"Latest results (the slides' table): {shown(write_latest(document, args.figures))}")
-        update_readme(args.readme, "bench-scale", table)
+    publish(document, args)
     bad = sum(r["failures"] + r["wrong_rows"] for r in rows)
     return 1 if bad else 0
 
