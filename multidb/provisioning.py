@@ -226,12 +226,25 @@ def create_database(
         forget(Place(f"_new@{name}", name, host, port))
 
 
+# How long dropping a database waits for a superuser's session on it to end (the owner may
+# end any other session, not a superuser's): PgBouncer's auth_query connection, say, which
+# it closes after server_idle_timeout.
+DROP_WAIT_SECONDS = 10.0
+
+
 def drop_database(tenant: Tenant) -> None:
     forget(tenant)
+    deadline = time.monotonic() + DROP_WAIT_SECONDS
     with server_connection(tenant.db_host, tenant.db_port) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                sql.Identifier(tenant.db_name)
-            )
+        drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+            sql.Identifier(tenant.db_name)
         )
+        while True:
+            try:
+                conn.execute(drop)
+                break
+            except psycopg.errors.InsufficientPrivilege:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
         conn.execute("SELECT tenancy_roles.drop_tenant_role(%s)", [tenant.db_name])

@@ -5,11 +5,12 @@ for the runtime role, ``owner:<id>`` for the owner role, by the catalogue's id),
 the ``default`` or ``owner`` settings with the tenant's database name and server. A tenant
 created while the server runs is therefore served at once, with nothing to restart.
 
-Connections to tenant databases are closed when the request ends (``CONN_MAX_AGE = 0``): kept
-open, they would multiply with tenants, and under ASGI each request's thread is short-lived, so
-a kept connection would be abandoned with it. Outside requests (commands, workers), each thread
-keeps at most ``TENANCY_TENANT_CONNECTIONS`` tenant connections open, runtime and owner
-aliases alike: when one more is needed, the least recently used idle one is closed.
+The runtime role's connections to tenant databases are warm: when a request ends, its
+connection goes back to the process's pool (multidb.db.warm), which every thread shares and
+which holds at most ``TENANCY_TENANT_CONNECTIONS`` of them, giving back the least recently used
+when it needs room. A thread that uses many tenants outside requests (a command) holds at most
+``HELD_PER_THREAD`` tenant connections at once, runtime and owner aliases alike; the owner's are
+closed, never kept, because a database with a session open cannot be a template or be dropped.
 """
 
 from __future__ import annotations
@@ -19,17 +20,19 @@ import threading
 from collections import OrderedDict
 from typing import Any, Protocol, cast
 
-from django.conf import settings
 from django.db import connections
 from django.db.models import Model
 
 from multidb.credentials import role_password
+from multidb.db.warm import pool
 from shared.db import OWNER_ALIAS, RUNTIME_ALIAS
 from shared.tenancy import get_current_tenant
 
 TENANT_APPS = frozenset({"tracker"})
 RUNTIME_PREFIX = "tenant:"
 OWNER_PREFIX = "owner:"
+# Tenant connections one thread holds at once outside requests (requests hold one).
+HELD_PER_THREAD = 4
 _local = threading.local()
 
 
@@ -77,10 +80,12 @@ def alias_for(tenant: Placed, *, owner: bool = False) -> str:
             **where,
             OPTIONS=options,
             ATOMIC_REQUESTS=False,  # per-request atomicity: see multidb.middleware
+            # Given back at the end of each request: to the warm pool (runtime), or closed.
             CONN_MAX_AGE=0,
-            CONN_HEALTH_CHECKS=True,
             TEST={**conf.get("TEST", {}), "NAME": tenant.db_name},
         )
+        if not owner:
+            conf["ENGINE"] = "multidb.db"
         connections.settings[alias] = conf
     _used(alias)
     return alias
@@ -94,9 +99,12 @@ def forget(tenant: Placed) -> None:
 
 def _unregister(alias: str) -> None:
     if alias in connections.settings:
+        name = connections.settings[alias]["NAME"]
         connections[alias].close()
         del connections[alias]
         del connections.settings[alias]
+        # And the idle ones other threads gave back: nobody asks for this key again.
+        pool.discard(lambda key: ("dbname", name) in cast(tuple[object, ...], key))
     _recent().pop(alias, None)
 
 
@@ -111,7 +119,7 @@ def _used(alias: str) -> None:
     recent = _recent()
     recent[alias] = None
     recent.move_to_end(alias)
-    limit = settings.TENANCY_TENANT_CONNECTIONS
+    limit = HELD_PER_THREAD
     for old in list(recent)[:-limit] if len(recent) > limit else []:
         connection = connections[old]
         if connection.in_atomic_block:
@@ -135,8 +143,8 @@ class TenantRouter:
         alias = alias_for(cast(Placed, tenant))
         instance = hints.get("instance")
         db = getattr(getattr(instance, "_state", None), "db", None)
-        # Compared by name: registering the owner alias here would also count it against this
-        # thread's connection budget on every query.
+        # Compared by name: registering the owner alias here would also count it against what
+        # this thread holds, on every query.
         if db is not None and db not in (alias, f"{OWNER_PREFIX}{tenant.pk}"):
             raise NoTenantError(
                 f"this {model.__name__} was loaded from {db} but {tenant.slug} is active"

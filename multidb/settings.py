@@ -9,8 +9,9 @@ MIDDLEWARE = [*MIDDLEWARE, "multidb.middleware.TenantAtomicRequests"]
 TENANCY_STRATEGY = "multidb.strategy.DatabasePerTenant"
 DATABASE_ROUTERS = ["multidb.routing.TenantRouter"]
 
-# Open connections to tenant databases that each thread keeps (see multidb/README.md).
-TENANCY_TENANT_CONNECTIONS = int(env("TENANCY_TENANT_CONNECTIONS", "4"))
+# Connections to tenant databases that one process keeps open, idle or in use, shared by
+# its threads (multidb/db/warm.py, multidb/README.md).
+TENANCY_TENANT_CONNECTIONS = int(env("TENANCY_TENANT_CONNECTIONS", "100"))
 
 DATABASES = {
     # The catalogue, read by the web server as the runtime role (SELECT only). Tenant

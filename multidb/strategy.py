@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from functools import partial
 from typing import Any
@@ -20,17 +19,10 @@ from shared.strategy import TABLES, Strategy, TenantExists
 from shared.tenancy import get_current_tenant
 from shared.testdata import TenantData
 
-# Resolved tenants are remembered this long per process; a tenant created elsewhere is found
-# at once (misses always ask the catalogue), a dropped one is forgotten within this time.
-CACHE_SECONDS = 2.0
-
 
 class DatabasePerTenant(Strategy):
     name = "multidb"
     places_tenants_on_servers = True
-
-    def __init__(self) -> None:
-        self._cache: dict[str, tuple[float, Tenant]] = {}
 
     def model(self, name: str) -> type[Model]:
         return apps.get_model("tracker", name)
@@ -39,15 +31,7 @@ class DatabasePerTenant(Strategy):
         return True  # activation picks a database; it sets nothing in any session
 
     def get_tenant(self, slug: str) -> Tenant | None:
-        hit = self._cache.get(slug)
-        if hit and time.monotonic() - hit[0] < CACHE_SECONDS:
-            return hit[1]
-        tenant = Tenant.objects.filter(slug=slug, state=Tenant.State.READY).first()
-        if tenant is None:
-            self._cache.pop(slug, None)
-        else:
-            self._cache[slug] = (time.monotonic(), tenant)
-        return tenant
+        return Tenant.objects.filter(slug=slug, state=Tenant.State.READY).first()
 
     def list_tenants(self) -> list[Tenant]:
         return list(Tenant.objects.filter(state=Tenant.State.READY).order_by("slug"))
@@ -127,13 +111,13 @@ class DatabasePerTenant(Strategy):
     def _mark_ready(self, tenant: Tenant) -> None:
         tenant.state, tenant.error = Tenant.State.READY, ""
         tenant.save(using=OWNER_ALIAS)
-        self._cache.pop(tenant.slug, None)
+        self.forget_tenant(tenant.slug)
 
     def drop_tenant(self, slug: str) -> None:
         tenant = Tenant.objects.using(OWNER_ALIAS).filter(slug=slug).first()
         if tenant is None:
             return
-        self._cache.pop(slug, None)
+        self.forget_tenant(slug)
         provisioning.drop_database(tenant)
         tenant.delete(using=OWNER_ALIAS)
 

@@ -221,7 +221,7 @@ class Cluster:
             )
         options = (
             f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' "
-            "-c max_connections=200"
+            "-c max_connections=300"  # multidb: processes x (pool + TENANCY_TENANT_CONNECTIONS)
         )
         self.log.touch()
         self._chown(self.log)

@@ -21,7 +21,18 @@ def find() -> str | None:
 
 
 class PgBouncer:
-    def __init__(self, base: Path, server_host: str, server_port: int, users: dict[str, str]):
+    def __init__(
+        self,
+        base: Path,
+        server_host: str,
+        server_port: int,
+        users: dict[str, str],
+        auth_user: str,
+    ):
+        """``users`` are known by their passwords; any other role (multidb's tenant roles, made
+        while the tests run) is looked up in ``pg_shadow`` by ``auth_user``, a superuser here,
+        which must be one of ``users``. In production that is a role of its own that may read
+        only what PgBouncer's ``auth_query`` needs."""
         self.base, self.port = base, free_port()
         base.mkdir(parents=True, exist_ok=True)
         base.chmod(0o755)
@@ -37,12 +48,16 @@ listen_port = {self.port}
 unix_socket_dir =
 auth_type = scram-sha-256
 auth_file = {base / "userlist.txt"}
+auth_user = {auth_user}
 pool_mode = transaction
 default_pool_size = {POOL_SIZE}
 max_client_conn = 400
 ignore_startup_parameters = extra_float_digits,options
 ; after a server restart, try again at once rather than in 15 s
 server_login_retry = 1
+; auth_user's sessions (a superuser's, which the owner cannot end) leave tenant databases
+; soon, so that dropping one waits a moment at most (multidb.provisioning.drop_database)
+server_idle_timeout = 1
 logfile = {base / "pgbouncer.log"}
 """
         )

@@ -19,15 +19,13 @@ import xml.etree.ElementTree as ET
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import tests.pgbouncer
 from shared.cluster import ClusterError, Credentials, bootstrap, temporary_cluster
 from shared.env import ROOT
 
 STRATEGIES = ["rls", "multidb", "schemas"]
-# A database per tenant has nothing to pool across tenants: no second pass for multidb.
-THROUGH_PGBOUNCER = ["rls", "schemas"]
 # One pytest pass takes 1-3 minutes here; one that runs far longer hangs.
 PASS_TIMEOUT = 1200
 
@@ -151,11 +149,13 @@ def pooled_passes(
         )
         return {name: Result(1, failed=1) for name in names}
     server = urlsplit(env["TENANCY_TEST_ADMIN_URL"])
+    superuser = unquote(server.username or "")
     bouncer = tests.pgbouncer.PgBouncer(
         workdir / "pgbouncer",
         server.hostname or "127.0.0.1",
         server.port or 5432,
-        credentials.by_role(),
+        {**credentials.by_role(), superuser: unquote(server.password or "")},
+        auth_user=superuser,
     )
     bouncer.start()
     stack.callback(bouncer.stop)
@@ -205,7 +205,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     args, pytest_args = parser.parse_known_args(argv)
     strategies = args.strategy or STRATEGIES
-    pooled = [s for s in strategies if s in THROUGH_PGBOUNCER]
 
     results: dict[str, Result] = {}
     with ExitStack() as stack:
@@ -218,8 +217,8 @@ def main(argv: list[str] | None = None) -> int:
             env = test_environment(admin_url, credentials, cluster, workdir)
             if args.pgbouncer != "only":
                 results |= direct_passes(strategies, env, pytest_args, workdir)
-            if args.pgbouncer != "no" and pooled:
-                results |= pooled_passes(pooled, env, credentials, pytest_args, workdir, stack)
+            if args.pgbouncer != "no" and strategies:
+                results |= pooled_passes(strategies, env, credentials, pytest_args, workdir, stack)
         except ClusterError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1

@@ -153,3 +153,22 @@ def test_an_unknown_pooling_mode_is_one_clear_error(tmp_path, live_db, strategy)
     result = load_app(tmp_path, strategy.name, 'TENANCY_RUNTIME_POOLING = "statement"')
     assert result.returncode != 0
     assert "tenancy.E001: RUNTIME_DATABASE_POOLING is 'statement'" in result.stderr
+
+
+def test_tenant_databases_are_reached_through_pgbouncer_too(live_db, strategy, tenant_a):
+    """multidb: each tenant's connections (its own role, its own database) pass through
+    PgBouncer as well, which pools them per database and role."""
+    if strategy.name != "multidb":
+        return
+    from multidb.routing import alias_for
+
+    with activate(tenant_a.tenant):
+        alias = alias_for(tenant_a.tenant)
+        assert connections[alias].settings_dict["PORT"] == PGBOUNCER_PORT
+        with connections[alias].cursor() as cursor:
+            cursor.execute("SELECT current_user, current_database(), inet_server_port()")
+            role, database, port = cursor.fetchone()
+        names = set(strategy.model("subtask").objects.values_list("name", flat=True))
+    assert role == database == tenant_a.tenant.db_name
+    assert str(port) != PGBOUNCER_PORT
+    assert names == tenant_a.subtask_names
