@@ -53,6 +53,7 @@ class RowLevelSecurity(Strategy):
             raise TenantExists(f"tenant {slug} exists already") from None
 
     def drop_tenant(self, slug: str) -> None:
+        self.forget_tenant(slug)
         Account.objects.cross_tenant().filter(slug=slug).delete()
 
     def load_tenant(self, data: TenantData, *, commit: bool = True) -> Account:

@@ -108,6 +108,7 @@ class SchemaPerTenant(Strategy):
         return tenant
 
     def drop_tenant(self, slug: str) -> None:
+        self.forget_tenant(slug)
         tenant = Account.objects.using(OWNER_ALIAS).filter(slug=slug).first()
         if tenant is not None:
             with transaction.atomic(using=OWNER_ALIAS):

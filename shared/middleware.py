@@ -41,7 +41,7 @@ class TenantMiddleware:
     def resolve(self, request: TenantRequest) -> TenantLike | None:
         # get_host() validates against ALLOWED_HOSTS first: a foreign Host is a 400 already.
         slug = tenant_slug(request.get_host(), settings.TENANCY_BASE_DOMAIN)
-        tenant = None if slug is None else get_strategy().get_tenant(slug)
+        tenant = None if slug is None else get_strategy().find_tenant(slug)
         if slug is not None and tenant is None:
             raise Http404(f"There is no tenant called “{slug}”.")
         request.tenant = tenant

@@ -17,6 +17,8 @@ if not SECRET_KEY:
 TENANCY_BASE_DOMAIN = env("TENANCY_BASE_DOMAIN", "localhost").lower()
 # The bare host's index lists every tenant: fine on a developer's machine, not for customers.
 # On by default only where the base domain is localhost.
+# How long a process remembers a tenant it found by its Host (shared.strategy.find_tenant).
+TENANCY_TENANT_CACHE_SECONDS = float(env("TENANCY_TENANT_CACHE_SECONDS", "2"))
 TENANCY_INDEX = env_bool("TENANCY_INDEX", TENANCY_BASE_DOMAIN == "localhost")
 ALLOWED_HOSTS = [TENANCY_BASE_DOMAIN, "." + TENANCY_BASE_DOMAIN, "127.0.0.1", "[::1]"]
 

@@ -5,6 +5,8 @@ overrides to match (mypy checks them against it)."""
 from __future__ import annotations
 
 import functools
+import threading
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
@@ -21,6 +23,7 @@ if TYPE_CHECKING:
     from shared.testdata import TenantData
 
 TABLES = ("user", "project", "task", "subtask")
+_found_lock = threading.Lock()  # Strategy.find_tenant's memory, shared by a process's threads
 
 
 class TenantExists(Exception):
@@ -39,6 +42,40 @@ class Strategy(ABC):
     @abstractmethod
     def get_tenant(self, slug: str) -> TenantLike | None:
         """The tenant with this slug, looked up with the runtime role's rights."""
+
+    def find_tenant(self, slug: str) -> TenantLike | None:
+        """``get_tenant`` for Host routing: a tenant found is remembered by this process for
+        ``TENANCY_TENANT_CACHE_SECONDS``, which saves a round trip on most requests; a miss
+        always asks, so a new tenant is served at once.
+
+        What a remembered tenant that was dropped meanwhile (by another process) costs: in
+        rls and schemas, nothing, because every transaction checks that the tenant still exists
+        in the statement that sets it (a 404); in multidb, its database is gone, so its
+        requests get the 503 page until the entry expires. Never another tenant's rows: the
+        entry holds the dropped tenant's own id, which is never given to another.
+        """
+        seconds = settings.TENANCY_TENANT_CACHE_SECONDS
+        with _found_lock:
+            hit = self._found.get(slug)
+        if hit is not None and time.monotonic() - hit[0] < seconds:
+            return hit[1]
+        tenant = self.get_tenant(slug)
+        with _found_lock:
+            if tenant is None:
+                self._found.pop(slug, None)
+            elif seconds > 0:
+                self._found[slug] = (time.monotonic(), tenant)
+        return tenant
+
+    def forget_tenant(self, slug: str) -> None:
+        """Drop what ``find_tenant`` remembers of ``slug`` (it was just dropped or changed)."""
+        with _found_lock:
+            self._found.pop(slug, None)
+
+    @property
+    def _found(self) -> dict[str, tuple[float, TenantLike]]:
+        found: dict[str, tuple[float, TenantLike]] = self.__dict__.setdefault("_found_by_slug", {})
+        return found
 
     def activation(self, tenant: TenantLike | None) -> AbstractContextManager[object]:
         """What activating ``tenant`` does beyond making it current (the ContextVar)."""

@@ -8,6 +8,8 @@ carrying whatever search_path another client left there. Here the path is set wi
 (shared.db.per_transaction), and nothing is set for the session.
 """
 
+from typing import Any
+
 from django_pgschemas.postgresql import base
 from django_pgschemas.postgresql.base import get_search_path
 from django_pgschemas.schema import get_current_schema
@@ -25,3 +27,15 @@ class DatabaseWrapper(PerTransactionSetting, base.DatabaseWrapper):
 
     def _handle_search_path(self, cursor: object = None) -> None:
         pass  # the session's search_path is never set: see the module docstring
+
+    def checked_setting(self, value: str) -> tuple[str, list[Any]] | None:
+        # The tenant may have been found a moment ago (shared.strategy.find_tenant): set its
+        # path only if its schema still exists, in the same round trip.
+        schema = get_current_schema()
+        name = getattr(schema, "schema_name", "public")
+        if name == "public" or value == self.value_when_unset:
+            return None
+        return (
+            "SELECT set_config('search_path', %s, true) FROM pg_namespace WHERE nspname = %s",
+            [value, name],
+        )

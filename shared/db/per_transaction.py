@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
+from django.http import Http404
 
 if TYPE_CHECKING:
     # What it is mixed into, for the type checker; at run time the concrete backend says.
@@ -25,6 +26,11 @@ else:
     _Wrapper = object
 
 SET_CONFIG = "SELECT set_config(%s, %s, true)"
+
+
+class TenantGone(Http404):
+    """The active tenant was dropped after it was looked up (shared.strategy.find_tenant
+    remembers tenants for a moment): its request is a 404, as it would be a moment later."""
 
 
 class PerTransactionSetting(ABC, _Wrapper):
@@ -64,9 +70,18 @@ class PerTransactionSetting(ABC, _Wrapper):
             self._apply(value)
             return execute(sql, params, many, context)
 
+    def checked_setting(self, value: str) -> tuple[str, list[Any]] | None:
+        """A statement that sets ``value`` only if the active tenant still exists, returning a
+        row if it did; None when there is nothing to check (no tenant)."""
+        return None
+
     def _apply(self, value: str) -> None:
         # Straight to psycopg, so this statement does not pass through the wrappers again.
-        self.connection.execute(SET_CONFIG, [self.setting, value])
+        checked = self.checked_setting(value)
+        if checked is None:
+            self.connection.execute(SET_CONFIG, [self.setting, value])
+        elif self.connection.execute(*checked).fetchone() is None:
+            raise TenantGone("This tenant no longer exists.")
         self.value_in_transaction = value
 
     # Whenever the transaction, or the savepoint that may have set the value, ends, forget it:
