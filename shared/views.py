@@ -1,5 +1,5 @@
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from django import db
@@ -30,7 +30,13 @@ def index(request: TenantRequest) -> HttpResponse:
 OFFSET_LIMIT = 2**63 - 1 - PAGE_SIZE
 
 
-class CountingPaginator(Paginator[Any]):
+if TYPE_CHECKING:  # Django's Paginator is generic for the type checker only
+    _Paginator = Paginator[Any]
+else:
+    _Paginator = Paginator
+
+
+class CountingPaginator(_Paginator):
     """Reads a page and the number of rows in one statement (``COUNT(*) OVER ()``) instead of
     two. Only a page past the end (no rows) asks for the count on its own, to tell an empty
     list from a page number too high."""
