@@ -94,10 +94,10 @@ $(VENV)/.bench-installed: $(VENV)/.installed
 	$(VENV)/bin/pip install --quiet -e '.[bench]' -c requirements.lock
 	@touch $@
 
-bench: install bench-install ## Compare the strategies, a ceiling and a control under locust (about 10 min)
+bench: install bench-install ## Strategies, unsafe baselines, ceiling and control under locust, at TENANTS=10,50,100 busy tenants (about 25 min)
 	$(PY) -m bench.compare --accounts $(BENCH_ACCOUNTS) --users $(or $(USERS),20) \
-		--spawn-rate $(or $(SPAWN_RATE),10) --duration $(or $(DURATION),30s) \
-		--rounds $(or $(ROUNDS),3) --workers $(WORKERS)
+		--spawn-rate $(or $(SPAWN_RATE),20) --duration $(or $(DURATION),15s) \
+		--rounds $(or $(ROUNDS),3) --workers $(WORKERS) --tenants $(or $(TENANTS),10,50,100)
 
 bench-scale: install bench-install ## Cost as tenants grow: provisioning, migrations, sizes, connections, p95 (COUNTS=10,100)
 	$(PY) -m bench.scale --counts $(COUNTS) --duration $(or $(DURATION),15s) \

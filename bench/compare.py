@@ -13,11 +13,17 @@ rounds are reported with their min-max spread.
 - ceiling: bench/ceiling.py, the same SQL on psycopg's pool with no Django.
 - rls-control: rls on a copy of its database with row-level security off, served by
   bench/control_wsgi.py (rls.wsgi refuses such a database), to measure what the policies cost.
+- baseline-shared, baseline-multidb: the UNSAFE baseline (bench/baseline/), the same page
+  written the straightforward way, on the same data: what the strategies are compared with.
+
+Each target is measured with requests spread over the first N tenants, for each N of
+--tenants (default 10,50,100: how many tenants are busy at once).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import tempfile
@@ -44,7 +50,9 @@ from bench.server import gunicorn
 from shared.env import ROOT
 
 STRATEGIES = ["rls", "multidb", "schemas"]
-TARGETS = ["rls", "rls-control", "multidb", "schemas", "ceiling"]
+TARGETS = [
+    "rls", "rls-control", "multidb", "schemas", "ceiling", "baseline-shared", "baseline-multidb"
+]  # fmt: skip
 CONTROL_DB = "tenancy_rls_control"
 
 
@@ -58,6 +66,9 @@ def parse(argv):
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--targets", default=",".join(TARGETS))
+    parser.add_argument(
+        "--tenants", default="10,50,100", help="busy tenants per measurement (default 10,50,100)"
+    )
     parser.add_argument("--results", type=Path, default=ROOT / "results")
     parser.add_argument("--figures", type=Path, default=ROOT / "presentation" / "figures")
     parser.add_argument(
@@ -72,6 +83,12 @@ def parse(argv):
     for name in ("accounts", "users", "rounds", "workers", "duration"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    try:
+        args.tenants = sorted({int(n) for n in args.tenants.split(",") if n.strip()})
+    except ValueError:
+        parser.error("--tenants takes numbers separated by commas, e.g. 10,50,100")
+    if not args.tenants or args.tenants[0] < 1 or args.tenants[-1] > args.accounts:
+        parser.error(f"--tenants must be between 1 and --accounts ({args.accounts})")
     return args
 
 
@@ -80,9 +97,12 @@ def parse(argv):
 
 def prepare(cluster, env, args, workdir: Path) -> dict[str, dict]:
     """Each strategy's database loaded with the same accounts; the control copy; the tenants."""
-    needed = {t.split("-")[0] for t in args.targets if t != "ceiling"}
-    if {"ceiling", "rls-control"} & set(args.targets):
+    needed = {t.split("-")[0] for t in args.targets} & set(STRATEGIES)
+    uses_control = {"ceiling", "rls-control", "baseline-shared"} & set(args.targets)
+    if uses_control:
         needed.add("rls")
+    if "baseline-multidb" in args.targets:
+        needed.add("multidb")
     targets: dict[str, dict] = {}
     for strategy in [s for s in STRATEGIES if s in needed]:
         say(f"preparing {strategy}: migrate, createtestdata --accounts {args.accounts}")
@@ -92,7 +112,7 @@ def prepare(cluster, env, args, workdir: Path) -> dict[str, dict]:
         tenants = workdir / f"{strategy}-tenants.json"
         tenants.write_text(manage(strategy, env, "listtenants", "--json").stdout)
         targets[strategy] = {"app": f"{strategy}.wsgi", "env": env, "tenants": tenants}
-    if {"ceiling", "rls-control"} & set(args.targets):
+    if uses_control:
         control_env = control_database(cluster, env)
         rls = targets["rls"]
         targets["rls-control"] = {**rls, "app": "bench.control_wsgi", "env": control_env}
@@ -101,7 +121,21 @@ def prepare(cluster, env, args, workdir: Path) -> dict[str, dict]:
             "env": {**env, "CEILING_DATABASE_URL": control_env["RUNTIME_DATABASE_URL"]},
             "tenants": rls["tenants"],
         }
+        baseline = {"app": "bench.baseline.wsgi", "env": {**env, "BASELINE": "shared"}}
+        targets["baseline-shared"] = {**rls, **baseline}
+    if "multidb" in targets:
+        baseline = {"app": "bench.baseline.wsgi", "env": {**env, "BASELINE": "multidb"}}
+        targets["baseline-multidb"] = {**targets["multidb"], **baseline}
     return targets
+
+
+def busy(tenants: Path, count: int, workdir: Path) -> Path:
+    """The first ``count`` tenants (by slug number) of a listtenants file."""
+    listed = json.loads(tenants.read_text())
+    listed.sort(key=lambda t: int(t["slug"].rsplit("-", 1)[-1]))
+    path = workdir / f"{tenants.stem}-{count}.json"
+    path.write_text(json.dumps(listed[:count]))
+    return path
 
 
 def control_database(cluster, env) -> dict[str, str]:
@@ -125,11 +159,12 @@ def control_database(cluster, env) -> dict[str, str]:
 # -- one measurement ------------------------------------------------------------------------
 
 
-def measure(name: str, target: dict, args, workdir: Path, cluster, progress) -> dict:
-    stem, log = workdir / name, workdir / f"{name}-gunicorn.log"
+def measure(name: str, count: int, target: dict, args, workdir: Path, cluster, progress) -> dict:
+    stem, log = workdir / f"{name}-{count}", workdir / f"{name}-{count}-gunicorn.log"
+    tenants = busy(target["tenants"], count, workdir)
     with gunicorn(target["app"], target["env"], workers=args.workers, log=log) as (port, proc):
         locust = start_locust(
-            port, target["tenants"], stem,
+            port, tenants, stem,
             users=args.users, spawn_rate=args.spawn_rate, seconds=args.duration,
         )  # fmt: skip
         try:
@@ -159,11 +194,13 @@ def measure(name: str, target: dict, args, workdir: Path, cluster, progress) -> 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     per_run = args.duration + 8  # locust's run, plus starting and stopping the server
-    total = per_run * args.rounds * len(args.targets)
+    plan = [(name, count) for count in args.tenants for name in args.targets]
+    total = per_run * args.rounds * len(plan)
     rounds: list[dict] = []
     begun = time.monotonic()
     say(
-        f"make bench: {len(args.targets)} targets x {args.rounds} rounds x {args.duration} s "
+        f"make bench: {len(args.targets)} targets x {len(args.tenants)} tenant counts x "
+        f"{args.rounds} rounds x {args.duration} s "
         f"(about {total // 60} min {total % 60} s of load, after loading {args.accounts} accounts)"
     )
     with ExitStack() as stack:
@@ -174,12 +211,13 @@ def main(argv: list[str] | None = None) -> int:
         load_started = time.monotonic()
         done = 0
         for number in range(1, args.rounds + 1):
-            for name in args.targets:
+            for name, count in plan:
+                label = f"{name} @{count}"
 
-                def progress(name, elapsed, number=number, done=done):
+                def progress(_, elapsed, number=number, done=done, label=label):
                     left = total - done * per_run - elapsed
                     line = (
-                        f"  round {number}/{args.rounds} · {name:11} · {elapsed:4.0f} s of "
+                        f"  round {number}/{args.rounds} · {label:20} · {elapsed:4.0f} s of "
                         f"{args.duration} s · about {max(left, 0) / 60:.1f} min left  "
                     )
                     if sys.stdout.isatty():  # one line, rewritten
@@ -187,11 +225,11 @@ def main(argv: list[str] | None = None) -> int:
                     elif round(elapsed) % 15 == 0:  # a log: a line now and then
                         print(line, flush=True)
 
-                result = measure(name, targets[name], args, workdir, cluster, progress)
+                result = measure(name, count, targets[name], args, workdir, cluster, progress)
                 done += 1
-                rounds.append({"round": number, "target": name, **result})
+                rounds.append({"round": number, "target": label, "tenants": count, **result})
                 print(
-                    f"\r  round {number}/{args.rounds} · {name:11} · {result['rps']:7.1f} req/s"
+                    f"\r  round {number}/{args.rounds} · {label:20} · {result['rps']:7.1f} req/s"
                     f" · p95 {result['p95_ms']:.0f} ms · {result['failures']} failures · "
                     f"{result['wrong_rows']} wrong rows{' ' * 12}",
                     flush=True,
@@ -202,11 +240,20 @@ def main(argv: list[str] | None = None) -> int:
         **facts,
         "parameters": {
             k: getattr(args, k)
-            for k in ("accounts", "users", "spawn_rate", "duration", "rounds", "workers", "seed")
+            for k in (
+                "accounts",
+                "users",
+                "spawn_rate",
+                "duration",
+                "rounds",
+                "workers",
+                "seed",
+                "tenants",
+            )
         },
         "targets": args.targets,
         "rounds": rounds,
-        "summary": summary(rounds, args.targets),
+        "summary": summary(rounds, [label for label in dict.fromkeys(r["target"] for r in rounds)]),
         "load_seconds": round(time.monotonic() - load_started),
         "wall_seconds": round(time.monotonic() - begun),
     }
@@ -232,13 +279,33 @@ def summary(rounds: list[dict], targets: list[str]) -> dict:
             "failures": sum(r["failures"] for r in mine),
             "wrong_rows": sum(r["wrong_rows"] for r in mine),
         }
-    ceiling = out.get("ceiling", {}).get("rps_median")
-    control = out.get("rls-control", {}).get("rps_median")
-    for row in out.values():
+    # Each target against the ceiling and the control with the same busy tenants.
+    for label, row in out.items():
+        count = label.rpartition("@")[2]
+        ceiling = out.get(f"ceiling @{count}", {}).get("rps_median")
         row["of_ceiling"] = row["rps_median"] / ceiling if ceiling else None
-    if control and "rls" in out:
-        out["rls"]["cost_vs_control"] = 1 - out["rls"]["rps_median"] / control
+        control = out.get(f"rls-control @{count}", {}).get("rps_median")
+        if control and label.startswith("rls @"):
+            row["cost_vs_control"] = 1 - row["rps_median"] / control
     return out
+
+
+def ratios(summary: dict) -> list[tuple[str, float]]:
+    """What the README compares: each strategy against the unsafe baseline and each other."""
+    wanted = [
+        ("multidb / baseline-multidb", "multidb", "baseline-multidb"),
+        ("rls / baseline-shared", "rls", "baseline-shared"),
+        ("schemas / baseline-shared", "schemas", "baseline-shared"),
+        ("multidb / rls", "multidb", "rls"),
+    ]
+    counts = sorted({int(k.rpartition("@")[2]) for k in summary})
+    found = []
+    for text, top, bottom in wanted:
+        for count in counts:
+            a, b = summary.get(f"{top} @{count}"), summary.get(f"{bottom} @{count}")
+            if a and b and b["rps_median"]:
+                found.append((f"{text} at {count} tenants", a["rps_median"] / b["rps_median"]))
+    return found
 
 
 if __name__ == "__main__":

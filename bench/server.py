@@ -32,7 +32,7 @@ def get(port: int, host: str, path: str, timeout: float = 30) -> tuple[int, str]
 
 def settings_for(app: str) -> dict[str, str]:
     module = app.partition(":")[0]
-    if module.endswith(".wsgi"):  # a strategy's Django project
+    if module.endswith(".wsgi"):  # a strategy's Django project, or the baseline
         return {"DJANGO_SETTINGS_MODULE": module.removesuffix(".wsgi") + ".settings"}
     return {}
 

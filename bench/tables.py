@@ -48,11 +48,15 @@ def bench_table(document: dict) -> Table:
             str(row["wrong_rows"]),
         ])  # fmt: skip
     notes = []
-    cost = document["summary"].get("rls", {}).get("cost_vs_control")
-    if cost is not None:
-        notes.append(
-            f"Row-level security costs {cost:.1%} of rls's requests/s against its control."
-        )
+    for label, row in document["summary"].items():
+        if row.get("cost_vs_control") is not None:
+            notes.append(
+                f"Row-level security costs {row['cost_vs_control']:.1%} of rls's requests/s "
+                f"against its control ({label.partition('@')[2]} tenants)."
+            )
+    from bench.compare import ratios
+
+    notes.extend(f"{text}: {value:.2f}" for text, value in ratios(document["summary"]))
     return Table(caption, header, rows, notes)
 
 

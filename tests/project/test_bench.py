@@ -37,16 +37,22 @@ def test_make_bench_in_miniature(tmp_path):
     document, out = run(
         "bench.compare", tmp_path,
         "--accounts", "3", "--users", "2", "--spawn-rate", "2", "--duration", "3", "--rounds", "1",
+        "--tenants", "2,3",
     )  # fmt: skip
-    assert document["targets"] == ["rls", "rls-control", "multidb", "schemas", "ceiling"]
-    assert {r["target"] for r in document["rounds"]} == set(document["targets"])
+    assert document["targets"] == [
+        "rls", "rls-control", "multidb", "schemas", "ceiling", "baseline-shared", "baseline-multidb"
+    ]  # fmt: skip
+    assert {r["target"] for r in document["rounds"]} == {
+        f"{target} @{count}" for target in document["targets"] for count in (2, 3)
+    }
     for row in document["rounds"]:
         assert row["requests"] > 0 and row["checked"] == row["requests"], row
         assert row["failures"] == 0 and row["wrong_rows"] == 0, row
     assert document["versions"]["postgresql"] and document["machine"]["cores"]
-    assert "| rls-control |" in out and "Row-level security costs" in out
+    assert "| rls-control @2 |" in out and "Row-level security costs" in out
+    assert "multidb / baseline-multidb at 3 tenants:" in out
     readme = (tmp_path / "README.md").read_text()
-    assert "old" not in readme and "| ceiling |" in readme
+    assert "old" not in readme and "| ceiling @3 |" in readme
     for name in ("bench-throughput.svg", "bench-latency.svg"):
         assert (tmp_path / "figures" / name).read_text().startswith("<?xml")
     assert not children_named("gunicorn", "locust", "postgres")
