@@ -290,23 +290,5 @@ def summary(rounds: list[dict], targets: list[str]) -> dict:
     return out
 
 
-def ratios(summary: dict) -> list[tuple[str, float]]:
-    """What the README compares: each strategy against the unsafe baseline and each other."""
-    wanted = [
-        ("multidb / baseline-multidb", "multidb", "baseline-multidb"),
-        ("rls / baseline-shared", "rls", "baseline-shared"),
-        ("schemas / baseline-shared", "schemas", "baseline-shared"),
-        ("multidb / rls", "multidb", "rls"),
-    ]
-    counts = sorted({int(k.rpartition("@")[2]) for k in summary})
-    found = []
-    for text, top, bottom in wanted:
-        for count in counts:
-            a, b = summary.get(f"{top} @{count}"), summary.get(f"{bottom} @{count}")
-            if a and b and b["rps_median"]:
-                found.append((f"{text} at {count} tenants", a["rps_median"] / b["rps_median"]))
-    return found
-
-
 if __name__ == "__main__":
     sys.exit(run(main))

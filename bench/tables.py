@@ -50,14 +50,31 @@ def bench_table(document: dict) -> Table:
     notes = []
     for label, row in document["summary"].items():
         if row.get("cost_vs_control") is not None:
+            busy = f" ({label.partition(' @')[2]} tenants)" if " @" in label else ""
             notes.append(
                 f"Row-level security costs {row['cost_vs_control']:.1%} of rls's requests/s "
-                f"against its control ({label.partition('@')[2]} tenants)."
+                f"against its control{busy}."
             )
-    from bench.compare import ratios
-
     notes.extend(f"{text}: {value:.2f}" for text, value in ratios(document["summary"]))
     return Table(caption, header, rows, notes)
+
+
+def ratios(summary: dict) -> list[tuple[str, float]]:
+    """What the README compares: each strategy against the unsafe baseline and each other."""
+    wanted = [
+        ("multidb / baseline-multidb", "multidb", "baseline-multidb"),
+        ("rls / baseline-shared", "rls", "baseline-shared"),
+        ("schemas / baseline-shared", "schemas", "baseline-shared"),
+        ("multidb / rls", "multidb", "rls"),
+    ]
+    counts = sorted({int(k.rpartition(" @")[2]) for k in summary if " @" in k})
+    found = []
+    for text, top, bottom in wanted:
+        for count in counts:
+            a, b = summary.get(f"{top} @{count}"), summary.get(f"{bottom} @{count}")
+            if a and b and b["rps_median"]:
+                found.append((f"{text} at {count} tenants", a["rps_median"] / b["rps_median"]))
+    return found
 
 
 def scale_table(document: dict) -> Table:

@@ -16,8 +16,19 @@ from shared.env import ROOT
 
 
 def children_named(*names: str) -> list[str]:
-    mine = psutil.Process().children(recursive=True)
-    return [" ".join(p.cmdline()) for p in mine if any(n in " ".join(p.cmdline()) for n in names)]
+    """Our descendants still running with one of these names (an exited process that its
+    parent has yet to reap holds nothing, and has no command line to read)."""
+    found = []
+    for process in psutil.Process().children(recursive=True):
+        try:
+            if process.status() == psutil.STATUS_ZOMBIE:
+                continue
+            line = " ".join(process.cmdline())
+        except (psutil.NoSuchProcess, psutil.ZombieProcess):
+            continue
+        if any(n in line for n in names):
+            found.append(line)
+    return found
 
 
 def run(module: str, tmp_path: Path, *args: str) -> tuple[dict, str]:
