@@ -48,11 +48,14 @@ class Strategy(ABC):
         ``TENANCY_TENANT_CACHE_SECONDS``, which saves a round trip on most requests; a miss
         always asks, so a new tenant is served at once.
 
-        What a remembered tenant that was dropped meanwhile (by another process) costs: in
-        rls and schemas, nothing, because every transaction checks that the tenant still exists
-        in the statement that sets it (a 404); in multidb, its database is gone, so its
-        requests get the 503 page until the entry expires. Never another tenant's rows: the
-        entry holds the dropped tenant's own id, which is never given to another.
+        What a remembered tenant that another process dropped meanwhile costs: in rls and
+        schemas, nothing, because the statement that sets the tenant for a transaction checks
+        that it still exists with the same id (a 404 otherwise). multidb has no such statement:
+        until the entry expires, a dropped tenant's requests fail (its database is gone: the
+        503 page; behind PgBouncer, after PgBouncer's query_wait_timeout), and a slug made
+        again meanwhile is served from its new database under the old name and id (so also
+        under the old id's cache keys). Never the dropped tenant's rows to anyone: they went
+        with its database.
         """
         seconds = settings.TENANCY_TENANT_CACHE_SECONDS
         with _found_lock:

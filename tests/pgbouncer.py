@@ -72,17 +72,21 @@ logfile = {base / "pgbouncer.log"}
             for path in self.base.iterdir():
                 shutil.chown(path, user.pw_uid, user.pw_gid)
             shutil.chown(self.base, user.pw_uid, user.pw_gid)
-        self.process = subprocess.Popen(
-            [binary, str(self.base / "pgbouncer.ini")],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            cwd="/",
-            **as_service_user(),
-        )
+        # PgBouncer logs every line to stderr as well as to its logfile: a pipe that nobody
+        # reads fills up (64 KiB) and then blocks its only thread, and every connection with it.
+        stderr_path = self.base / "stderr.log"
+        with stderr_path.open("wb") as stderr:
+            self.process = subprocess.Popen(
+                [binary, str(self.base / "pgbouncer.ini")],
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
+                cwd="/",
+                **as_service_user(),
+            )
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise ClusterError(f"pgbouncer exited: {self.process.stderr.read().decode()}")
+                raise ClusterError(f"pgbouncer exited: {stderr_path.read_text(errors='replace')}")
             with socket.socket() as sock:
                 if sock.connect_ex(("127.0.0.1", self.port)) == 0:
                     return
@@ -101,5 +105,3 @@ logfile = {base / "pgbouncer.log"}
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        if self.process and self.process.stderr:
-            self.process.stderr.close()

@@ -173,11 +173,13 @@ def _usable(connection: psycopg.Connection) -> bool:
     """
     if connection.closed or connection.broken:
         return False
+    # poll(), not select(): select() cannot watch a descriptor numbered 1024 or more.
+    poller = select.poll()
     try:
-        readable, _, _ = select.select([connection.fileno()], [], [], 0)
+        poller.register(connection.fileno(), select.POLLIN)
+        return not poller.poll(0)
     except (OSError, ValueError):
         return False
-    return not readable
 
 
 # One per process: every thread's Django connections take from it.

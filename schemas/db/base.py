@@ -31,11 +31,17 @@ class DatabaseWrapper(PerTransactionSetting, base.DatabaseWrapper):
     def checked_setting(self, value: str) -> tuple[str, list[Any]] | None:
         # The tenant may have been found a moment ago (shared.strategy.find_tenant): set its
         # path only if its schema still exists, in the same round trip.
+        # The same account, too: a slug dropped and made again by another process is another
+        # tenant, whose schema has the same name.
         schema = get_current_schema()
         name = getattr(schema, "schema_name", "public")
         if name == "public" or value == self.value_when_unset:
             return None
+        from schemas.customers.models import Account
+
         return (
-            "SELECT set_config('search_path', %s, true) FROM pg_namespace WHERE nspname = %s",
-            [value, name],
+            "SELECT set_config('search_path', %s, true) FROM pg_namespace "
+            f"JOIN public.{Account._meta.db_table} AS a ON a.schema_name = nspname "
+            "WHERE nspname = %s AND a.id = %s",
+            [value, name, getattr(schema, "pk", None)],
         )

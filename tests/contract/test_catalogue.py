@@ -221,6 +221,29 @@ def test_a_tenant_whose_storage_is_gone_never_falls_back(live_db, strategy, tena
             assert tenant_a.tenant.name not in response.content.decode()
 
 
+@pytest.mark.case("missing-schema-or-database")
+def test_a_remembered_tenant_whose_slug_was_made_again_is_gone(live_db, strategy, tenant_b):
+    """Another process dropped B and made the slug again (a new id, the same schema or
+    database name) while this one still remembers the old B: rls and schemas refuse the old
+    identity in the statement that sets the tenant. multidb has no such statement: the old
+    identity reaches the slug's database as it is now (never the dropped tenant's rows, which
+    went with its database), under the old name, until the 2 s memory expires."""
+    subtask = strategy.model("subtask")
+    stale = copy.copy(tenant_b.tenant)
+    stale.pk = 10**9
+    if strategy.name == "multidb":
+        with activate(stale):
+            names = set(subtask.objects.values_list("name", flat=True))
+        assert names == tenant_b.subtask_names
+        return
+    with (
+        activate(stale),
+        pytest.raises(TenantGone),
+        transaction.atomic(using=router.db_for_read(subtask)),
+    ):
+        set(subtask.objects.values_list("name", flat=True))
+
+
 # -- probes that infer ---------------------------------------------------------------------
 
 

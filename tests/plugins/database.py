@@ -61,9 +61,21 @@ def drop_test_database(owner, name: str, old_name: str) -> None:
 
     owner.close()
     with psycopg.connect(admin_url, autocommit=True) as admin:
-        admin.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
+        # multidb's tenant databases and template are named after the catalogue's database,
+        # and each tenant's role after its database: a later pass on the same server (through
+        # PgBouncer) must find none of them, or it would refuse their slugs as taken.
+        left = [
+            row[0]
+            for row in admin.execute(
+                "SELECT datname FROM pg_database WHERE datname LIKE %s", [f"{name}\\_%"]
+            )
+        ]
+        for database in [name, *left]:
+            admin.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database))
+            )
+        for role in left:
+            admin.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
     owner.settings_dict["NAME"] = old_name
 
 
