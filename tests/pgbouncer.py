@@ -27,7 +27,8 @@ class PgBouncer:
         server_host: str,
         server_port: int,
         users: dict[str, str],
-        auth_user: str,
+        auth_user: str | None = None,
+        server_idle_timeout: int | None = None,
     ):
         """``users`` are known by their passwords; any other role (multidb's tenant roles, made
         while the tests run) is looked up in ``pg_shadow`` by ``auth_user``, a superuser here,
@@ -48,16 +49,14 @@ listen_port = {self.port}
 unix_socket_dir =
 auth_type = scram-sha-256
 auth_file = {base / "userlist.txt"}
-auth_user = {auth_user}
+{f"auth_user = {auth_user}" if auth_user else ""}
 pool_mode = transaction
 default_pool_size = {POOL_SIZE}
 max_client_conn = 400
 ignore_startup_parameters = extra_float_digits,options
 ; after a server restart, try again at once rather than in 15 s
 server_login_retry = 1
-; auth_user's sessions (a superuser's, which the owner cannot end) leave tenant databases
-; soon, so that dropping one waits a moment at most (multidb.provisioning.drop_database)
-server_idle_timeout = 1
+{f"server_idle_timeout = {server_idle_timeout}" if server_idle_timeout else ""}
 logfile = {base / "pgbouncer.log"}
 """
         )
