@@ -210,15 +210,18 @@ def create_database(
     """Create the tenant's database from the template, and its role. An existing database is
     used only when ``adopt`` says the catalogue recorded it as this tenant's (an earlier
     attempt made it); otherwise ``DatabaseTaken``."""
-    place = ensure_template(host, port)
-    with server_connection(host, port) as conn:
-        if database_exists(conn, name) and not adopt:
-            raise DatabaseTaken(f"a database {name!r} exists and is no tenant's")
-        set_role(conn, name, generation)
-        if not database_exists(conn, name):
-            create_closed(conn, name, place.db_name)
-        restrict_connect(conn, name, role=name)
-        open_database(conn, name)
+    # One process at a time makes, migrates or copies the template: a copy fails while anyone
+    # else is connected to it, and two processes would both create it.
+    with advisory_lock("tenancy.multidb.template", template(host, port).slug):
+        place = ensure_template(host, port)
+        with server_connection(host, port) as conn:
+            if database_exists(conn, name) and not adopt:
+                raise DatabaseTaken(f"a database {name!r} exists and is no tenant's")
+            set_role(conn, name, generation)
+            if not database_exists(conn, name):
+                create_closed(conn, name, place.db_name)
+            restrict_connect(conn, name, role=name)
+            open_database(conn, name)
     alias = alias_for(Place(f"_new@{name}", name, host, port), owner=True)
     try:
         grant_tenant_role(alias)

@@ -190,3 +190,55 @@ def test_createtestdata_killed_halfway_leaves_whole_tenants(
     assert result.returncode == 0, result.stderr[-2000:]
     assert numbered(strategy) == {f"tenant-{n}" for n in range(1, 21)}
     assert [n for n in range(1, 21) if not whole(f"tenant-{n}")] == []
+
+
+def test_createtestdata_interrupted_names_every_whole_tenant(
+    live_db,
+    strategy,
+    numbered_tenants,  # noqa: F811
+):
+    # Ctrl-C reaches the command and its loader processes alike (one process group).
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            f"{strategy.name}/manage.py",
+            "createtestdata",
+            "--accounts",
+            "99",
+            "--jobs",
+            "2",
+            *KILL_OPTIONS,
+        ],
+        cwd=ROOT,
+        env=app_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        while process.poll() is None and len(numbered(strategy)) < 3:
+            time.sleep(0.01)
+        os.killpg(process.pid, signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    assert process.returncode == 130, f"it finished before it could be interrupted: {stderr}"
+    forget_connections()
+    existing = numbered(strategy)
+    assert 3 <= len(existing) < 99, existing
+    # One line after the progress lines, naming exactly the accounts that exist, each whole.
+    *progress, line = stderr.rstrip().splitlines()
+    assert all(p.startswith("  ") and "accounts" in p for p in progress), stderr
+    named = re.search(r"(\d+) of 99 accounts are complete \((.*)\)", line)
+    assert named, line
+    numbers: set[int] = set()
+    for span in named[2].split(", "):
+        first, _, last = span.partition("..")
+        numbers |= set(range(int(first[7:]), int((last or first)[7:]) + 1))
+    assert {f"tenant-{n}" for n in numbers} == existing
+    assert int(named[1]) == len(existing)
+    for slug in existing:
+        expected = generate_tenant(int(slug.removeprefix("tenant-")), volumes=KILL_VOLUMES)
+        assert strategy.row_counts([slug]) == expected.counts(), slug

@@ -1,9 +1,6 @@
-import multiprocessing
 import os
 import sys
 import time
-from collections.abc import Iterator
-from itertools import islice
 from typing import Any
 
 from django.contrib.auth.hashers import make_password
@@ -11,10 +8,9 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import Error as DatabaseError
 
 from shared.db import require_owner
-from shared.db.locks import Busy
-from shared.slugs import SlugRefused
-from shared.strategy import TABLES, Strategy, TenantExists, get_strategy
-from shared.testdata import TenantData, Volumes, generate_tenant, slug_for
+from shared.loading import Loaders, Outcome, Plan, load_one
+from shared.strategy import TABLES, Strategy, get_strategy
+from shared.testdata import Volumes, slug_for
 
 COLUMNS = ("account", *TABLES)
 # Test users all get the password "password"; hashed once, with a fixed salt so every run and
@@ -23,14 +19,9 @@ PASSWORD = "password"
 PASSWORD_SALT = "tenancytestdata"
 
 
-def _generate(job: tuple[int, int, Volumes, str]) -> TenantData:
-    number, seed, volumes, password = job
-    return generate_tenant(number, seed=seed, volumes=volumes, password=password)
-
-
-def _ranges(text: str) -> str:
-    """'tenant-1, tenant-2, tenant-3, tenant-7' -> 'tenant-1..tenant-3, tenant-7'."""
-    numbers = sorted(int(s.rsplit("-", 1)[1]) for s in text.split(","))
+def _ranges(numbers: list[int]) -> str:
+    """[1, 2, 3, 7] -> 'tenant-1..tenant-3, tenant-7'."""
+    numbers = sorted(numbers)
     spans, start = [], numbers[0]
     for prev, cur in zip(numbers, [*numbers[1:], None], strict=True):
         if cur != prev + 1:
@@ -45,7 +36,7 @@ def _ranges(text: str) -> str:
 class Command(BaseCommand):
     help = (
         "Create accounts tenant-1..tenant-N with deterministic users, projects, tasks and "
-        "subtasks, each account in its own transaction, loaded with COPY."
+        "subtasks, each account in its own transaction, loaded with COPY by --jobs processes."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -83,7 +74,8 @@ class Command(BaseCommand):
             "--jobs",
             type=int,
             default=min(2, os.cpu_count() or 1),
-            help="processes generating data while this one loads it",
+            help="processes that each generate accounts and load them on a connection of their "
+            "own (default: 2, or 1 on one CPU)",
         )
 
     def handle(self, *args: str, **options: Any) -> None:
@@ -105,17 +97,15 @@ class Command(BaseCommand):
         if options["if_empty"] and existing:
             self.stdout.write(f"{len(existing)} accounts exist already; nothing to do.")
             return
-        present = [slug_for(n) for n in range(1, count + 1) if slug_for(n) in existing]
+        present = [n for n in range(1, count + 1) if slug_for(n) in existing]
         if present and not options["skip_existing"]:
             raise CommandError(
                 f"{len(present)} of the {count} accounts exist already "
-                f"({_ranges(','.join(present))}); nothing was changed. "
+                f"({_ranges(present)}); nothing was changed. "
                 "Use --skip-existing to create only the missing ones."
             )
         if present:
-            self.stdout.write(
-                f"Skipping {len(present)} existing accounts: {_ranges(','.join(present))}"
-            )
+            self.stdout.write(f"Skipping {len(present)} existing accounts: {_ranges(present)}")
         todo = [n for n in range(1, count + 1) if slug_for(n) not in existing]
         if not todo:
             self.stdout.write("All accounts exist already; nothing to do.")
@@ -142,55 +132,71 @@ class Command(BaseCommand):
     def load(
         self, strategy: Strategy, numbers: list[int], volumes: Volumes, options: dict[str, Any]
     ) -> dict[str, int]:
-        password = make_password(PASSWORD, salt=PASSWORD_SALT)
-        jobs = [(n, options["seed"], volumes, password) for n in numbers]
+        plan = Plan(
+            seed=options["seed"],
+            volumes=volumes,
+            password=make_password(PASSWORD, salt=PASSWORD_SALT),
+            commit=not options["rollback"],
+        )
+        processes = min(options["jobs"], len(numbers))
         created = dict.fromkeys(COLUMNS, 0)
+        done: list[int] = []
+        failed: Outcome | None = None
         started = last = time.monotonic()
-        done = 0
-        pool = None
-        if options["jobs"] > 1 and len(jobs) > 1:
-            pool = multiprocessing.get_context("spawn").Pool(options["jobs"])
-            # imap keeps the order (so progress is readable); windows bound what waits in memory.
-            window = options["jobs"] * 8
-            pending = iter(jobs)
-            batches = iter(lambda: list(islice(pending, window)), [])
-            generated: Iterator[TenantData] = (
-                data for batch in batches for data in pool.imap(_generate, batch)
-            )
-        else:
-            generated = map(_generate, jobs)
+
+        def take(outcome: Outcome) -> None:
+            nonlocal failed, last
+            if outcome.counts is None:
+                failed = failed or outcome
+                return
+            done.append(outcome.number)
+            for table, rows in outcome.counts.items():
+                created[table] += rows
+            now = time.monotonic()
+            if now - last >= 1 or len(done) == len(numbers):
+                last = now
+                self.progress(len(done), len(numbers), sum(created.values()), now - started)
+
         try:
-            for data in generated:
-                strategy.load_tenant(data, commit=not options["rollback"])
-                for table, rows in data.counts().items():
-                    created[table] += rows
-                done += 1
-                now = time.monotonic()
-                if now - last >= 1 or done == len(jobs):
-                    last = now
-                    self.progress(done, len(jobs), sum(created.values()), now - started)
-        except SlugRefused as exc:  # something else holds the name: running again cannot help
-            raise CommandError(
-                f"account {done + 1} of {len(jobs)} cannot be created: {exc}; nothing of it was "
-                f"written, and the {done} before it are complete."
-            ) from None
-        except (DatabaseError, TenantExists, Busy) as exc:
-            raise CommandError(
-                f"loading account {done + 1} of {len(jobs)} failed and was rolled back; the "
-                f"{done} before it are complete ({str(exc).strip().splitlines()[0]}). Run again "
-                "with --skip-existing to finish."
-            ) from None
+            if processes == 1:
+                for number in numbers:
+                    take(load_one(strategy, number, plan))
+                    if failed:
+                        break
+            else:
+                with Loaders(numbers, plan, processes) as loaders:
+                    try:
+                        for outcome in loaders:
+                            take(outcome)
+                    except KeyboardInterrupt:
+                        # The loaders finish the accounts they are on: wait, to name them.
+                        loaders.stop()
+                        for outcome in loaders:
+                            take(outcome)
+                        raise
         except KeyboardInterrupt:
             raise CommandError(
-                f"interrupted: {done} accounts were loaded completely; the one in progress was "
-                "rolled back. Run again with --skip-existing to finish.",
+                f"interrupted: {self.complete(done, len(numbers))}; nothing else was written. "
+                "Run again with --skip-existing to finish.",
                 returncode=130,
             ) from None
-        finally:
-            if pool is not None:
-                pool.terminate()
-                pool.join()
+        if failed is not None:
+            slug = slug_for(failed.number)
+            if failed.refused:  # something else holds the name: running again cannot help
+                raise CommandError(
+                    f"{slug} cannot be created: {failed.error}; nothing of it was written, and "
+                    f"{self.complete(done, len(numbers))}."
+                )
+            raise CommandError(
+                f"loading {slug} failed and was rolled back ({failed.error}); "
+                f"{self.complete(done, len(numbers))}. Run again with --skip-existing to finish."
+            )
         return created
+
+    def complete(self, done: list[int], total: int) -> str:
+        if not done:
+            return f"none of the {total} accounts is complete"
+        return f"{len(done)} of {total} accounts are complete ({_ranges(done)})"
 
     def progress(self, done: int, total: int, rows: int, seconds: float) -> None:
         rate = rows / seconds if seconds else 0
