@@ -9,6 +9,8 @@ PGPORT ?= 54320
 WORKERS ?= 2
 COUNTS ?= 10,100
 STRATEGIES := rls multidb schemas
+comma := ,
+space := $(subst ,, )
 export PGPORT
 
 .DEFAULT_GOAL := help
@@ -99,9 +101,9 @@ bench: install bench-install ## Strategies, unsafe baselines, ceiling and contro
 		--spawn-rate $(or $(SPAWN_RATE),20) --duration $(or $(DURATION),15s) \
 		--rounds $(or $(ROUNDS),3) --workers $(WORKERS) --tenants $(or $(TENANTS),10,50,100)
 
-bench-scale: install bench-install ## Cost as tenants grow: provisioning, migrations, sizes, connections, p95 (COUNTS=10,100)
+bench-scale: install bench-install ## Cost as tenants grow: provisioning, migrations, sizes, connections, requests/s in ROUNDS interleaved rounds (COUNTS=10,100)
 	$(PY) -m bench.scale --counts $(COUNTS) --duration $(or $(DURATION),15s) \
-		--workers $(WORKERS)
+		--workers $(WORKERS) --rounds $(or $(ROUNDS),3) --strategies $(subst $(space),$(comma),$(STRATEGIES))
 
 bench-load: install bench-install ## createtestdata into rls: median rows/s of RUNS runs (ACCOUNTS=2000 RUNS=3)
 	$(PY) -m bench.load --strategy rls --accounts $(if $(filter command line,$(origin ACCOUNTS)),$(ACCOUNTS),2000) --runs $(or $(RUNS),3)

@@ -125,10 +125,15 @@ def create_database(cluster: Cluster, name: str, template: str = "template1") ->
         admin.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(name_, runtime))
 
 
-def fresh_database(cluster: Cluster, strategy: str, env: dict) -> None:
-    """An empty, migrated database for the strategy: none of its tenants' databases, nor the
-    login roles multidb gives them (named like their databases), are left."""
-    name = f"tenancy_{strategy}"
+# The variables that name the two roles' server (and, with a path, the database).
+DATABASE_URLS = ("OWNER_DATABASE_URL", "RUNTIME_DATABASE_URL")
+
+
+def fresh_database(cluster: Cluster, strategy: str, env: dict, name: str = "") -> None:
+    """An empty, migrated database for the strategy (``name``: the one ``env``'s URLs name):
+    none of its tenants' databases, nor the login roles multidb gives them (named like their
+    databases), are left."""
+    name = name or f"tenancy_{strategy}"
     pattern = name.replace("_", r"\_") + r"\_%"
     with psycopg.connect(cluster.admin_url(), autocommit=True) as admin:
         for (each,) in admin.execute(

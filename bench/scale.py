@@ -1,7 +1,7 @@
 """`make bench-scale`: what each strategy costs as tenants grow (10, 100, 1,000 by default).
 
     python -m bench.scale [--counts 10,100] [--strategies rls,multidb,schemas]
-        [--duration 15s] [--users 10] [--workers 2]
+        [--duration 15s] [--users 10] [--workers 2] [--rounds 3]
 
 Per strategy and tenant count, on one private cluster (default, durable settings): the time to
 provision one more tenant (median of 5), `migratetenants` (rls: `migrate`) with nothing to do,
@@ -9,6 +9,11 @@ the size of the strategy's databases and of their catalogues (`pg_class` rows), 
 role's server connections after one request to every tenant, the web server's memory (RSS),
 and requests/s and p95 latency under locust with requests spread over every tenant.
 Tenants are small (1-2 users, 1-3 projects, 1-3 tasks, 1-5 subtasks), so that a thousand fit.
+
+Every strategy and tenant count keeps a database of its own, so that the load samples can be
+interleaved: each of ``--rounds`` rounds samples every one of them in turn, and the table shows
+the median with the lowest and highest sample. A change in requests/s between tenant counts
+counts only when every round agrees on it (``verdicts``).
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from pathlib import Path
 import psycopg
 
 from bench.common import (
+    DATABASE_URLS,
     environment_facts,
     fresh_database,
     manage,
@@ -50,9 +56,11 @@ MEASURES = {
     "catalogue_rows": "catalogue size (pg_class rows)",
     "connections": "runtime connections after touching every tenant",
     "server_rss_mb": "web server memory, RSS (MB)",
-    "rps": "requests/s, spread over every tenant",
-    "p95_ms": "p95 latency (ms)",
+    "rps": "requests/s, spread over every tenant (median of the rounds)",
+    "p95_ms": "p95 latency (ms, median of the rounds)",
 }
+# "rls at 1,000 tenants is within 10% of rls at 10": the comparisons the verdicts decide.
+WITHIN = 0.10
 
 
 def parse(argv):
@@ -62,6 +70,7 @@ def parse(argv):
     parser.add_argument("--duration", type=seconds, default=15)
     parser.add_argument("--users", type=int, default=10)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--results", type=Path, default=ROOT / "results")
     parser.add_argument("--figures", type=Path, default=ROOT / "presentation" / "figures")
     parser.add_argument("--readme", type=Path, default=ROOT / "README.md")
@@ -73,14 +82,28 @@ def parse(argv):
         parser.error(f"--counts takes numbers separated by commas, not {args.counts!r}")
     if not args.counts or min(args.counts) < 1:
         parser.error("--counts needs tenant counts of at least 1")
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
     args.strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
     if set(args.strategies) - {"rls", "multidb", "schemas"}:
         parser.error("--strategies: rls, multidb, schemas")
     return args
 
 
-def databases(admin, strategy: str) -> list[str]:
-    name = f"tenancy_{strategy}"
+def database_for(strategy: str, count: int) -> str:
+    return f"tenancy_{strategy}_{count}"
+
+
+def on_database(env: dict[str, str], name: str) -> dict[str, str]:
+    """``env`` with both roles' URLs naming database ``name`` (a multidb catalogue names its
+    tenants' databases after itself)."""
+    return {
+        **env,
+        **{key: env[key].rstrip("/") + f"/{name}" for key in DATABASE_URLS},
+    }
+
+
+def databases(admin, name: str) -> list[str]:
     return [
         row[0]
         for row in admin.execute(
@@ -95,9 +118,9 @@ def one(conn: psycopg.Connection, query: str, params: list[object] | None = None
     return int(row[0]) if row else 0
 
 
-def sizes(cluster, strategy: str) -> tuple[float, int]:
+def sizes(cluster, database: str) -> tuple[float, int]:
     with psycopg.connect(cluster.admin_url(), autocommit=True) as admin:
-        names = databases(admin, strategy)
+        names = databases(admin, database)
         size = sum(one(admin, "SELECT pg_database_size(%s)", [n]) for n in names)
     catalogue = 0
     for name in names:
@@ -106,10 +129,10 @@ def sizes(cluster, strategy: str) -> tuple[float, int]:
     return round(size / 2**20, 1), catalogue
 
 
-def settle(cluster, strategy: str, limit: float = 180) -> None:
+def settle(cluster, database: str, limit: float = 180) -> None:
     """Before measuring requests: fresh statistics, and no autovacuum still working through
     what the load just wrote (on two cores it would take its share of the measurement)."""
-    with psycopg.connect(cluster.admin_url(f"tenancy_{strategy}"), autocommit=True) as conn:
+    with psycopg.connect(cluster.admin_url(database), autocommit=True) as conn:
         conn.execute("VACUUM (ANALYZE)")
     with psycopg.connect(cluster.admin_url(), autocommit=True) as admin:
         admin.execute("CHECKPOINT")
@@ -121,9 +144,12 @@ def settle(cluster, strategy: str, limit: float = 180) -> None:
             time.sleep(1)
 
 
-def measure(cluster, env, strategy: str, count: int, args, workdir: Path) -> dict:
+def prepare(cluster, env, strategy: str, count: int, workdir: Path) -> dict:
+    """The strategy with ``count`` tenants in a database of its own, and what it costs."""
+    database = database_for(strategy, count)
+    env = on_database(env, database)
     row: dict = {"strategy": strategy, "tenants": count}
-    fresh_database(cluster, strategy, env)
+    fresh_database(cluster, strategy, env, database)
     started = time.perf_counter()
     manage(strategy, env, "createtestdata", "--accounts", str(count), *SMALL)
     row["load_s"] = round(time.perf_counter() - started, 1)
@@ -137,22 +163,71 @@ def measure(cluster, env, strategy: str, count: int, args, workdir: Path) -> dic
     else:
         manage(strategy, env, "migratetenants", "--report", os.devnull)
     row["migrate_all_s"] = round(time.perf_counter() - started, 2)
-    row["database_mb"], row["catalogue_rows"] = sizes(cluster, strategy)
-
-    settle(cluster, strategy)
-    tenants = workdir / f"{strategy}-{count}.json"
+    row["database_mb"], row["catalogue_rows"] = sizes(cluster, database)
+    settle(cluster, database)
     listed = manage(strategy, env, "listtenants", "--json").stdout
+    tenants = workdir / f"{database}.json"
     tenants.write_text(json.dumps([t for t in json.loads(listed) if t["subtasks"]]))
+    row["samples"] = []
+    return row
+
+
+def sample(cluster, env, row: dict, args, stem: Path) -> None:
+    """One load sample of a prepared strategy and count, on a server of its own."""
+    strategy, count = row["strategy"], row["tenants"]
+    env = on_database(env, database_for(strategy, count))
+    tenants = stem.parent / f"{database_for(strategy, count)}.json"
     with gunicorn(f"{strategy}.wsgi", env, workers=args.workers) as (port, process):
         for tenant in json.loads(tenants.read_text()):
             status, _ = get(port, f"{tenant['slug']}.localhost:{port}", "/subtasks/")
             if status != 200:
                 raise RuntimeError(f"{tenant['slug']} answered {status}")
-        row["connections"] = runtime_connections(cluster)
-        row["server_rss_mb"] = round(tree_rss(process.pid) / 2**20, 1)
-        row |= load(port, tenants, args, workdir / f"{strategy}-{count}")
-    say("  " + ", ".join(f"{k} {v}" for k, v in row.items() if k not in ("strategy", "tenants")))
-    return row
+        if not row["samples"]:
+            row["connections"] = runtime_connections(cluster)
+            row["server_rss_mb"] = round(tree_rss(process.pid) / 2**20, 1)
+        row["samples"].append(load(port, tenants, args, stem))
+    got = row["samples"][-1]
+    say(f"  {strategy} with {count} tenants: {got['rps']} requests/s, p95 {got['p95_ms']} ms")
+
+
+def summarise(row: dict) -> None:
+    samples = row["samples"]
+    rps = [s["rps"] for s in samples]
+    row["rps"] = round(statistics.median(rps), 1)
+    row["rps_min"], row["rps_max"] = min(rps), max(rps)
+    row["p95_ms"] = statistics.median(s["p95_ms"] for s in samples)
+    row["failures"] = sum(s["failures"] for s in samples)
+    row["wrong_rows"] = sum(s["wrong_rows"] for s in samples)
+
+
+def verdicts(rows: list[dict]) -> list[str]:
+    """Each strategy at its most tenants against its fewest, round by round: within
+    ``WITHIN`` only if every round says so, beyond it only if every round says so."""
+    found = []
+    for strategy in dict.fromkeys(r["strategy"] for r in rows):
+        mine = sorted((r for r in rows if r["strategy"] == strategy), key=lambda r: r["tenants"])
+        if len(mine) < 2:
+            continue
+        low, high = mine[0], mine[-1]
+        each = [
+            b["rps"] / a["rps"]
+            for a, b in zip(low["samples"], high["samples"], strict=True)
+            if a["rps"]
+        ]
+        if not each:
+            continue
+        if all(abs(r - 1) <= WITHIN for r in each):
+            word = f"within {WITHIN:.0%}: shown"
+        elif all(r < 1 - WITHIN for r in each) or all(r > 1 + WITHIN for r in each):
+            word = f"not within {WITHIN:.0%}: refuted"
+        else:
+            word = "undecided: the rounds disagree, take more of them"
+        found.append(
+            f"{strategy} at {high['tenants']:,} tenants against {low['tenants']:,}: "
+            f"{statistics.median(each):.2f}x requests/s (rounds {min(each):.2f}-"
+            f"{max(each):.2f}x), {word}."
+        )
+    return found
 
 
 def load(port: int, tenants: Path, args, stem: Path) -> dict:
@@ -183,8 +258,18 @@ def main(argv: list[str] | None = None) -> int:
         facts = environment_facts(cluster)
         for count in args.counts:
             for strategy in args.strategies:
-                rows.append(measure(cluster, env, strategy, count, args, workdir))
+                rows.append(prepare(cluster, env, strategy, count, workdir))
                 say(f"  ({time.monotonic() - begun:.0f} s so far)")
+        for number in range(1, args.rounds + 1):
+            say(f"round {number} of {args.rounds}")
+            # Each round in another order, so that no row always follows the same one.
+            turn = (number - 1) % len(rows)
+            for row in rows[turn:] + rows[:turn]:
+                stem = workdir / f"{row['strategy']}-{row['tenants']}-{number}"
+                sample(cluster, env, row, args, stem)
+            say(f"  ({time.monotonic() - begun:.0f} s so far)")
+    for row in rows:
+        summarise(row)
     document = {
         "kind": "bench-scale",
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -194,9 +279,11 @@ def main(argv: list[str] | None = None) -> int:
             "duration": args.duration,
             "users": args.users,
             "workers": args.workers,
+            "rounds": args.rounds,
         },
         "measures": MEASURES,
         "rows": rows,
+        "verdicts": verdicts(rows),
         "wall_seconds": round(time.monotonic() - begun),
     }
     publish(document, args)

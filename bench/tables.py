@@ -79,18 +79,28 @@ def ratios(summary: dict) -> list[tuple[str, float]]:
 
 def scale_table(document: dict) -> Table:
     m, p = document["machine"], document["parameters"]
+    rounds = p.get("rounds", 1)
     caption = (
         f"Measured {document['created'][:10]} on {m['cores']} cores, {m['memory_gb']} GB; "
         f"PostgreSQL {document['versions']['postgresql']}; {p['workers']} gunicorn workers, "
-        f"{p['users']} locust users for {p['duration']} s per row."
+        f"{p['users']} locust users for {p['duration']} s per sample, "
+        f"{rounds} interleaved rounds: requests/s is the median (lowest-highest)."
     )
     keys = list(document["measures"])
+
+    def cell(row: dict, key: str) -> str:
+        if row.get(key) is None:
+            return "-"
+        if key == "rps" and "rps_min" in row:
+            return f"{row[key]:,} ({row['rps_min']:,.0f}-{row['rps_max']:,.0f})"
+        return f"{row[key]:,}"
+
     rows = [
-        [row["strategy"], f"{row['tenants']:,}"]
-        + [f"{row[k]:,}" if row.get(k) is not None else "-" for k in keys]
+        [row["strategy"], f"{row['tenants']:,}"] + [cell(row, k) for k in keys]
         for row in document["rows"]
     ]
-    return Table(caption, ["strategy", "tenants", *(k.replace("_", " ") for k in keys)], rows)
+    header = ["strategy", "tenants", *(k.replace("_", " ") for k in keys)]
+    return Table(caption, header, rows, notes=list(document.get("verdicts", [])))
 
 
 TABLES = {"bench": bench_table, "bench-scale": scale_table}
