@@ -8,7 +8,8 @@ each loaded by createtestdata with the same seed and accounts. Each round serves
 in turn with gunicorn (fixed workers, loopback) and drives it with locust (bench/
 locustfile.py), which checks every response for the right tenant and rows. Targets take turns
 round after round (A B C A B C ...), so drift of the machine cannot favour one; medians over
-rounds are reported with their min-max spread.
+rounds are reported with their min-max spread. Before its clock starts, each server is warmed
+up: every busy tenant's page, a few times per worker.
 
 - ceiling: bench/ceiling.py, the same SQL on psycopg's pool with no Django.
 - rls-control: rls on a copy of its database with row-level security off, served by
@@ -46,7 +47,7 @@ from bench.common import (
     seconds,
 )
 from bench.driving import locust_result, runtime_connections, start_locust, stop, tree_rss
-from bench.server import gunicorn
+from bench.server import get, gunicorn
 from shared.env import ROOT
 
 STRATEGIES = ["rls", "multidb", "schemas"]
@@ -161,10 +162,22 @@ def control_database(cluster, env) -> dict[str, str]:
 # -- one measurement ------------------------------------------------------------------------
 
 
+def warm_up(port: int, tenants: Path, workers: int) -> None:
+    """Every busy tenant's page, a few times per worker, before the clock starts: what is
+    measured is a server that has been up for a while (code loaded, connections open), the
+    same for every target. What a cold start costs is make bench-scale's business."""
+    for tenant in json.loads(tenants.read_text()):
+        for _ in range(2 * workers):
+            status, _ = get(port, f"{tenant['slug']}.localhost:{port}", "/subtasks/")
+            if status != 200:
+                raise RuntimeError(f"warming up: {tenant['slug']} answered {status}")
+
+
 def measure(name: str, count: int, target: dict, args, workdir: Path, cluster, progress) -> dict:
     stem, log = workdir / f"{name}-{count}", workdir / f"{name}-{count}-gunicorn.log"
     tenants = busy(target["tenants"], count, workdir)
     with gunicorn(target["app"], target["env"], workers=args.workers, log=log) as (port, proc):
+        warm_up(port, tenants, args.workers)
         locust = start_locust(
             port, tenants, stem,
             users=args.users, spawn_rate=args.spawn_rate, seconds=args.duration,

@@ -125,6 +125,9 @@ def _used(alias: str) -> None:
         if connection.in_atomic_block:
             continue  # in use right now; it will be closed on a later call
         connection.close()
+        # And the thread forgets the wrapper: Django visits every wrapper a thread has made
+        # at the start and end of each request, which would grow with the tenants it served.
+        del connections[old]
         del recent[old]
 
 

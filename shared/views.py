@@ -6,7 +6,7 @@ from django import db
 from django.conf import settings
 from django.core.paginator import EmptyPage, Page, Paginator
 from django.db import connection, transaction
-from django.db.models import Count, Window
+from django.db.models import Count, QuerySet, Subquery, Value
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_safe
@@ -37,18 +37,25 @@ else:
 
 
 class CountingPaginator(_Paginator):
-    """Reads a page and the number of rows in one statement (``COUNT(*) OVER ()``) instead of
-    two. Only a page past the end (no rows) asks for the count on its own, to tell an empty
-    list from a page number too high."""
+    """Reads a page and the number of rows in one statement instead of two: the count rides
+    along as a scalar subquery, which PostgreSQL runs once. Only a page past the end (no rows)
+    asks for the count on its own, to tell an empty list from a page number too high.
+
+    Not ``COUNT(*) OVER ()``, which reads the same in one statement: a window over the list
+    makes the server join and sort every row of it before it can return ten, about 3x the
+    time of the subquery for a tenant with 500 subtasks."""
 
     def page(self, number: int | str) -> Page[Any]:
         number = int(number)
         bottom = (number - 1) * self.per_page
         if number >= 1 and bottom < OFFSET_LIMIT:
+            listed: QuerySet[Any] = self.object_list  # type: ignore[assignment]
+            # COUNT(*) of the whole list as one value: grouped by a constant, which Django
+            # leaves out of the SQL.
+            count = listed.order_by().annotate(one=Value(1)).values("one")
+            count = count.annotate(rows=Count("*")).values("rows")
             rows = list(
-                self.object_list.annotate(  # type: ignore[attr-defined]
-                    rows_in_list=Window(Count("*"))
-                )[bottom : bottom + self.per_page]
+                listed.annotate(rows_in_list=Subquery(count))[bottom : bottom + self.per_page]
             )
             if rows:
                 self.__dict__["count"] = rows[0].rows_in_list  # Paginator.count is cached

@@ -41,6 +41,8 @@ class WarmConnections:
         self._lock = threading.Condition()
         # Idle connections, least recently given back first: (key, connection, when).
         self._idle: OrderedDict[int, tuple[Hashable, psycopg.Connection, float]] = OrderedDict()
+        # The same, by key (most recently given back last): finding one is not a scan of all.
+        self._idle_by_key: dict[Hashable, dict[int, None]] = {}
         # Connections handed out and not given back. Weak: a connection dropped by a thread
         # that ended without closing it is no longer counted once it is collected.
         self._in_use: weakref.WeakSet[psycopg.Connection] = weakref.WeakSet()
@@ -69,8 +71,7 @@ class WarmConnections:
                         continue
                     # (A loop: the budget may have been lowered below what is open.)
                     while len(self._idle) + len(self._in_use) >= budget and self._idle:
-                        _, (_, oldest, _) = self._idle.popitem(last=False)
-                        doomed.append(oldest)
+                        doomed.append(self._remove_idle(next(iter(self._idle))))
                     if len(self._idle) + len(self._in_use) < budget:
                         # A place is reserved by a stand-in until the connection exists.
                         placeholder = _Reserved()
@@ -114,6 +115,7 @@ class WarmConnections:
             self._in_use.discard(connection)
             if keep:
                 self._idle[id(connection)] = (key, connection, time.monotonic())
+                self._idle_by_key.setdefault(key, {})[id(connection)] = None
             self._lock.notify()
         if not keep:
             connection.close()
@@ -121,9 +123,11 @@ class WarmConnections:
     def discard(self, match: Callable[[Hashable], bool]) -> None:
         """Close the idle connections whose key matches (a database dropped, a tenant moved)."""
         with self._lock:
-            doomed = [c for k, c, _ in self._idle.values() if match(k)]
-            for connection in doomed:
-                del self._idle[id(connection)]
+            doomed = [
+                self._remove_idle(ident)
+                for ident, (key, _, _) in list(self._idle.items())
+                if match(key)
+            ]
             self._lock.notify_all()
         for connection in doomed:
             connection.close()
@@ -132,6 +136,7 @@ class WarmConnections:
         with self._lock:
             doomed = [c for _, c, _ in self._idle.values()]
             self._idle.clear()
+            self._idle_by_key.clear()
             self._lock.notify_all()
         for connection in doomed:
             connection.close()
@@ -143,20 +148,24 @@ class WarmConnections:
 
     def _pop_idle(self, key: Hashable) -> psycopg.Connection | None:
         # The most recently given back: the likeliest to be alive, and the others may expire.
-        for ident, (k, connection, _) in reversed(self._idle.items()):
-            if k == key:
-                del self._idle[ident]
-                return connection
-        return None
+        idents = self._idle_by_key.get(key)
+        return self._remove_idle(next(reversed(idents))) if idents else None
+
+    def _remove_idle(self, ident: int) -> psycopg.Connection:
+        key, connection, _ = self._idle.pop(ident)
+        idents = self._idle_by_key[key]
+        del idents[ident]
+        if not idents:
+            del self._idle_by_key[key]
+        return connection
 
     def _expire(self, doomed: list[psycopg.Connection]) -> None:
         cutoff = time.monotonic() - MAX_IDLE_SECONDS
         while self._idle:
-            ident, (_, connection, since) = next(iter(self._idle.items()))
+            ident, (_, _, since) = next(iter(self._idle.items()))
             if since >= cutoff:
                 break
-            del self._idle[ident]
-            doomed.append(connection)
+            doomed.append(self._remove_idle(ident))
 
 
 class _Reserved:
