@@ -89,6 +89,8 @@ lock: ## Re-resolve pyproject.toml into requirements.lock
 
 # `make bench` knobs; ACCOUNTS and WORKERS count only when given on the command line here,
 # since `make up` has its own defaults for them.
+# (A list with commas cannot be a default inside $(or ...): its commas would split it.)
+BENCH_TENANTS := 10,50,100
 BENCH_ACCOUNTS = $(if $(filter command line,$(origin ACCOUNTS)),$(ACCOUNTS),100)
 bench-install: $(VENV)/.bench-installed
 
@@ -99,7 +101,7 @@ $(VENV)/.bench-installed: $(VENV)/.installed
 bench: install bench-install ## Strategies, unsafe baselines, ceiling and control under locust, at TENANTS=10,50,100 busy tenants (about 25 min)
 	$(PY) -m bench.compare --accounts $(BENCH_ACCOUNTS) --users $(or $(USERS),20) \
 		--spawn-rate $(or $(SPAWN_RATE),20) --duration $(or $(DURATION),15s) \
-		--rounds $(or $(ROUNDS),3) --workers $(WORKERS) --tenants $(or $(TENANTS),10,50,100)
+		--rounds $(or $(ROUNDS),3) --workers $(WORKERS) --tenants $(or $(TENANTS),$(BENCH_TENANTS))
 
 bench-scale: install bench-install ## Cost as tenants grow: provisioning, migrations, sizes, connections, requests/s in ROUNDS interleaved rounds (COUNTS=10,100)
 	$(PY) -m bench.scale --counts $(COUNTS) --duration $(or $(DURATION),15s) \
