@@ -168,7 +168,7 @@ def publish(document: dict[str, Any], args: argparse.Namespace) -> None:
     """Keep a run's results document (``results/<kind>-<time>.json``) and print its table;
     unless ``--no-report``, also its charts, the copy beside them that the slides read, and
     the README's table."""
-    from bench.tables import TABLES, markdown, write_latest
+    from bench.tables import TABLES, markdown
 
     kind = document["kind"]
     args.results.mkdir(parents=True, exist_ok=True)
@@ -179,13 +179,9 @@ def publish(document: dict[str, Any], args: argparse.Namespace) -> None:
     say(f"\nResults: {shown(out)}")
     if args.no_report:
         return
-    from bench.report import CHARTS, update_readme
+    from bench.report import draw
 
-    for figure in CHARTS[kind](document, args.figures):
-        say(f"Chart: {shown(figure)}")
-    say(f"Latest results (the slides' table): {shown(write_latest(document, args.figures))}")
-    if update_readme(args.readme, kind, table):
-        say(f"Updated the table in {args.readme.name}")
+    draw(document, args.figures, args.readme)
 
 
 def say(text: str) -> None:

@@ -1,8 +1,16 @@
-"""Charts (SVG, matplotlib) and the README's tables from the benchmarks' results documents."""
+"""Charts (SVG, matplotlib) and the README's tables from the benchmarks' results documents.
+
+    python -m bench.report results/bench-<time>.json
+
+draws them again from a kept run: the charts, the slides' copy and the README's table.
+"""
 
 from __future__ import annotations
 
+import argparse
+import json
 import re
+import sys
 from pathlib import Path
 
 import matplotlib
@@ -121,3 +129,37 @@ def update_readme(readme: Path, name: str, text: str) -> bool:
 
 
 CHARTS = {"bench": bench_charts, "bench-scale": scale_charts}
+
+
+def draw(document: dict, figures: Path, readme: Path) -> None:
+    from bench.common import say, shown
+    from bench.tables import TABLES, markdown, write_latest
+
+    kind = document["kind"]
+    for figure in CHARTS[kind](document, figures):
+        say(f"Chart: {shown(figure)}")
+    say(f"Latest results (the slides' table): {shown(write_latest(document, figures))}")
+    if update_readme(readme, kind, markdown(TABLES[kind](document))):
+        say(f"Updated the table in {readme.name}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    from shared.env import ROOT
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("document", type=Path, help="a results document (results/*.json)")
+    parser.add_argument("--figures", type=Path, default=ROOT / "presentation" / "figures")
+    parser.add_argument("--readme", type=Path, default=ROOT / "README.md")
+    args = parser.parse_args(argv)
+    try:
+        document = json.loads(args.document.read_text())
+    except (OSError, ValueError) as exc:
+        parser.error(f"cannot read {args.document}: {exc}")
+    if document.get("kind") not in CHARTS:
+        parser.error(f"{args.document} is not a results document of make bench or bench-scale")
+    draw(document, args.figures, args.readme)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -177,6 +177,12 @@ def grant_tenant_role(alias: str) -> None:
             cursor.execute(sql.SQL(statement).format(role=role))
 
 
+def template_lock(host: str = "", port: int | None = None) -> AbstractContextManager[None]:
+    """One process at a time makes, migrates or copies a server's template: a copy fails while
+    anyone else is connected to it, and two processes would both create it."""
+    return advisory_lock("tenancy.multidb.template", template(host, port).slug)
+
+
 def ensure_template(host: str = "", port: int | None = None) -> Place:
     place = template(host, port)
     with server_connection(host, port) as conn:
@@ -210,18 +216,16 @@ def create_database(
     """Create the tenant's database from the template, and its role. An existing database is
     used only when ``adopt`` says the catalogue recorded it as this tenant's (an earlier
     attempt made it); otherwise ``DatabaseTaken``."""
-    # One process at a time makes, migrates or copies the template: a copy fails while anyone
-    # else is connected to it, and two processes would both create it.
-    with advisory_lock("tenancy.multidb.template", template(host, port).slug):
-        place = ensure_template(host, port)
-        with server_connection(host, port) as conn:
-            if database_exists(conn, name) and not adopt:
-                raise DatabaseTaken(f"a database {name!r} exists and is no tenant's")
-            set_role(conn, name, generation)
+    with server_connection(host, port) as conn:
+        if database_exists(conn, name) and not adopt:
+            raise DatabaseTaken(f"a database {name!r} exists and is no tenant's")
+        set_role(conn, name, generation)  # may wait a minute: not while holding the template
+        with template_lock(host, port):
+            place = ensure_template(host, port)
             if not database_exists(conn, name):
                 create_closed(conn, name, place.db_name)
-            restrict_connect(conn, name, role=name)
-            open_database(conn, name)
+        restrict_connect(conn, name, role=name)
+        open_database(conn, name)
     alias = alias_for(Place(f"_new@{name}", name, host, port), owner=True)
     try:
         grant_tenant_role(alias)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from functools import partial
 from typing import Any
 
@@ -10,6 +11,7 @@ from django.db.models import Model, QuerySet, Value
 
 from multidb import provisioning
 from multidb.catalogue.models import Tenant
+from multidb.provisioning import Place
 from multidb.routing import alias_for
 from shared.copy import load_contained
 from shared.db import OWNER_ALIAS
@@ -192,7 +194,13 @@ class DatabasePerTenant(Strategy):
             place = provisioning.template(host, port)
             with provisioning.server_connection(host, port) as conn:
                 if provisioning.database_exists(conn, place.db_name):
-                    templates.append(Unit(place.slug, alias_for(place, owner=True)))
+                    templates.append(
+                        Unit(
+                            place.slug,
+                            alias_for(place, owner=True),
+                            context=partial(_template_unit, host, port, place),
+                        )
+                    )
         units = [
             Unit(
                 t.slug,
@@ -211,3 +219,13 @@ def _record(pk: int, result: Result) -> None:
     if result.migration:
         changes["migration"] = result.migration
     Tenant.objects.using(OWNER_ALIAS).filter(pk=pk).update(**changes)
+
+
+@contextmanager
+def _template_unit(host: str, port: int | None, place: Place) -> Iterator[None]:
+    # Migrated while nobody copies it, and left with no session open for the next copy.
+    with provisioning.template_lock(host, port):
+        try:
+            yield
+        finally:
+            connections[alias_for(place, owner=True)].close()

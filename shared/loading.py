@@ -62,6 +62,10 @@ def first_line(exc: BaseException) -> str:
     return (str(exc).strip() or type(exc).__name__).splitlines()[0]
 
 
+class LoadersDied(Exception):
+    """A loader ended without reporting (killed, out of memory); its account was rolled back."""
+
+
 class Loaders:
     """Loads ``numbers`` in ``processes`` processes; iterate for each account's outcome, in the
     order they finish. After the first failure, or ``stop()``, the loaders take no new account."""
@@ -79,12 +83,16 @@ class Loaders:
         for _ in range(processes):
             self.todo.put(None)
         # The loaders use this process's databases as they are now (under tests, the test
-        # databases), not whatever their settings module would say.
-        databases = {alias: dict(conf) for alias, conf in settings.DATABASES.items()}
+        # databases), not whatever their settings module would say; and its secret key, from
+        # which multidb derives the tenant roles' passwords.
+        inherited = {
+            "DATABASES": {alias: dict(conf) for alias, conf in settings.DATABASES.items()},
+            "SECRET_KEY": settings.SECRET_KEY,
+        }
         self.processes = [
             context.Process(
                 target=_loader,
-                args=(os.getpid(), self.todo, self.results, self.stopping, plan, databases),
+                args=(os.getpid(), self.todo, self.results, self.stopping, plan, inherited),
                 name=f"createtestdata loader {i + 1}",
                 daemon=True,
             )
@@ -92,12 +100,21 @@ class Loaders:
         ]
 
     def __enter__(self) -> Loaders:
-        for process in self.processes:
-            process.start()
+        # Started with Ctrl-C ignored, which they keep: one that arrived while a loader was
+        # still starting would end it before it could report.
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            for process in self.processes:
+                process.start()
+        finally:
+            signal.signal(signal.SIGINT, previous)
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.stopping.set()
+        # Numbers nobody will take may still sit in the queue's pipe; exiting must not wait
+        # to write them.
+        self.todo.cancel_join_thread()
         for process in self.processes:
             process.join(timeout=30)
             if process.is_alive():
@@ -113,7 +130,7 @@ class Loaders:
                 outcome = self.results.get(timeout=1)
             except queue.Empty:
                 if not any(process.is_alive() for process in self.processes):
-                    raise RuntimeError("the loader processes died") from None
+                    raise LoadersDied("the loader processes ended without a word") from None
                 continue
             if outcome is None:  # a loader is done
                 self.running -= 1
@@ -129,10 +146,12 @@ def _loader(
     results: Any,
     stopping: Any,
     plan: Plan,
-    databases: dict[str, dict[str, Any]],
+    inherited: dict[str, Any],
 ) -> None:
     if sys.platform == "linux":  # die with the parent, even when it is killed
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        ctypes.CDLL(None, use_errno=True).prctl(
+            ctypes.c_int(PR_SET_PDEATHSIG), ctypes.c_ulong(signal.SIGKILL)
+        )
     # Ctrl-C reaches the whole process group: the parent decides, and this loader finishes
     # the account it is on (a fraction of a second) so that the parent can say what is done.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -140,7 +159,8 @@ def _loader(
     from django.conf import settings
     from django.db import connections
 
-    settings.DATABASES = databases
+    for name, value in inherited.items():
+        setattr(settings, name, value)
     django.setup()
     strategy = get_strategy()
     try:

@@ -1,4 +1,5 @@
 import os
+import signal
 import sys
 import time
 from typing import Any
@@ -8,7 +9,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import Error as DatabaseError
 
 from shared.db import require_owner
-from shared.loading import Loaders, Outcome, Plan, load_one
+from shared.loading import Loaders, LoadersDied, Outcome, Plan, load_one
 from shared.strategy import TABLES, Strategy, get_strategy
 from shared.testdata import Volumes, slug_for
 
@@ -169,11 +170,18 @@ class Command(BaseCommand):
                         for outcome in loaders:
                             take(outcome)
                     except KeyboardInterrupt:
-                        # The loaders finish the accounts they are on: wait, to name them.
+                        # The loaders finish the accounts they are on: wait, to name them
+                        # (a second Ctrl-C would lose them from the report).
                         loaders.stop()
+                        signal.signal(signal.SIGINT, signal.SIG_IGN)
                         for outcome in loaders:
                             take(outcome)
                         raise
+        except LoadersDied as exc:
+            raise CommandError(
+                f"{exc}; {self.complete(done, len(numbers))}, and what they were loading was "
+                "rolled back. Run again with --skip-existing to finish."
+            ) from None
         except KeyboardInterrupt:
             raise CommandError(
                 f"interrupted: {self.complete(done, len(numbers))}; nothing else was written. "
