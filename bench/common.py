@@ -15,7 +15,6 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import psutil
@@ -168,7 +167,7 @@ def publish(document: dict[str, Any], args: argparse.Namespace) -> None:
     """Keep a run's results document (``results/<kind>-<time>.json``) and print its table;
     unless ``--no-report``, also its charts, the copy beside them that the slides read, and
     the README's table."""
-    from bench.tables import TABLES, markdown
+    from bench.tables import TABLES, markdown, shown
 
     kind = document["kind"]
     args.results.mkdir(parents=True, exist_ok=True)
@@ -181,16 +180,12 @@ def publish(document: dict[str, Any], args: argparse.Namespace) -> None:
         return
     from bench.report import draw
 
-    draw(document, args.figures, args.readme)
+    for line in draw(document, args.figures, args.readme):
+        say(line)
 
 
 def say(text: str) -> None:
     print(text, flush=True)
-
-
-def shown(path: Path) -> str:
-    """A path as the user should read it: relative to the checkout when inside it."""
-    return str(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path)
 
 
 def environment_facts(cluster: Cluster) -> dict:

@@ -29,6 +29,8 @@ COLOURS = {
     "multidb": "#c2571a",
     "schemas": "#3a7d44",
     "ceiling": "#8d8d8d",
+    "baseline-shared": "#d8b365",
+    "baseline-multidb": "#8c510a",
 }
 
 
@@ -49,38 +51,52 @@ def _caption(document: dict) -> str:
     )
 
 
+def _grouped(summary: dict) -> tuple[list[str], list[int], float]:
+    """Targets and busy-tenant counts of a summary keyed "<target> @<count>" (a run from
+    before counts has one group, 0), and the width of one bar."""
+    keys = [k.rpartition(" @") if " @" in k else (k, "", "0") for k in summary]
+    targets = list(dict.fromkeys(k[0] for k in keys))
+    counts = sorted({int(k[2]) for k in keys})
+    return targets, counts, 0.84 / max(len(targets), 1)
+
+
+def _entry(summary: dict, target: str, count: int) -> dict | None:
+    return summary.get(f"{target} @{count}") or (summary.get(target) if count == 0 else None)
+
+
+def _bars(axes, summary: dict, value, low, high) -> None:
+    """A bar per target in a group per busy-tenant count, with a whisker from low to high."""
+    targets, counts, width = _grouped(summary)
+    for i, target in enumerate(targets):
+        found = [(x, e) for x, c in enumerate(counts) if (e := _entry(summary, target, c))]
+        positions = [x + (i - (len(targets) - 1) / 2) * width for x, _ in found]
+        values = [value(e) for _, e in found]
+        whiskers = [[v - low(e) for v, (_, e) in zip(values, found, strict=True)],
+                    [high(e) - v for v, (_, e) in zip(values, found, strict=True)]]  # fmt: skip
+        axes.bar(positions, values, width * 0.92, label=target, yerr=whiskers, capsize=2,
+                 color=COLOURS.get(target, "#555"), error_kw={"elinewidth": 0.8})  # fmt: skip
+    axes.set_xticks(range(len(counts)), [f"{c} busy tenants" if c else "" for c in counts])
+    axes.spines[["top", "right"]].set_visible(False)
+    axes.legend(frameon=False, fontsize=8, ncols=4, loc="upper left")
+
+
 def bench_charts(document: dict, folder: Path) -> list[Path]:
     summary = document["summary"]
-    names = list(summary)
-    colours = [COLOURS.get(n, "#555") for n in names]
-
-    figure, axes = plt.subplots(figsize=(8, 4.2))
-    medians = [summary[n]["rps_median"] for n in names]
-    spread = [
-        [summary[n]["rps_median"] - summary[n]["rps_min"] for n in names],
-        [summary[n]["rps_max"] - summary[n]["rps_median"] for n in names],
-    ]
-    bars = axes.bar(names, medians, color=colours, yerr=spread, capsize=6)
-    axes.bar_label(bars, labels=[f"{v:.0f}" for v in medians], padding=8)
+    figure, axes = plt.subplots(figsize=(9, 4.4))
+    _bars(axes, summary, lambda e: e["rps_median"], lambda e: e["rps_min"], lambda e: e["rps_max"])
     axes.set_ylabel("requests/s (median, min-max over rounds)")
     axes.set_title("Subtask list: throughput", loc="left")
-    axes.set_ylim(0, max(medians) * 1.25 if medians else 1)
-    axes.spines[["top", "right"]].set_visible(False)
+    axes.set_ylim(0, max(e["rps_max"] for e in summary.values()) * 1.3)
     figure.text(0.01, 0.01, _caption(document), fontsize=8, color="#555")
     figure.subplots_adjust(bottom=0.18)
     throughput = _save(figure, folder / "bench-throughput.svg")
 
-    figure, axes = plt.subplots(figsize=(8, 4.2))
-    width = 0.26
-    for i, (key, label) in enumerate((("p50", "p50"), ("p95", "p95"), ("p99", "p99"))):
-        values = [summary[n][f"{key}_ms_median"] for n in names]
-        positions = [x + (i - 1) * width for x in range(len(names))]
-        axes.bar(positions, values, width, label=label, color=colours, alpha=0.45 + 0.25 * i)
-    axes.set_xticks(range(len(names)), names)
+    figure, axes = plt.subplots(figsize=(9, 4.4))
+    _bars(axes, summary, lambda e: e["p95_ms_median"], lambda e: e["p50_ms_median"],
+          lambda e: e["p99_ms_median"])  # fmt: skip
     axes.set_ylabel("latency, ms (median over rounds)")
-    axes.set_title("Subtask list: latency p50 · p95 · p99", loc="left")
-    axes.legend(frameon=False)
-    axes.spines[["top", "right"]].set_visible(False)
+    axes.set_title("Subtask list: latency, p95 (whiskers: p50 to p99)", loc="left")
+    axes.set_ylim(0, max(e["p99_ms_median"] for e in summary.values()) * 1.3)
     figure.text(0.01, 0.01, _caption(document), fontsize=8, color="#555")
     figure.subplots_adjust(bottom=0.18)
     latency = _save(figure, folder / "bench-latency.svg")
@@ -131,16 +147,16 @@ def update_readme(readme: Path, name: str, text: str) -> bool:
 CHARTS = {"bench": bench_charts, "bench-scale": scale_charts}
 
 
-def draw(document: dict, figures: Path, readme: Path) -> None:
-    from bench.common import say, shown
-    from bench.tables import TABLES, markdown, write_latest
+def draw(document: dict, figures: Path, readme: Path) -> list[str]:
+    """Draw the charts, keep the slides' copy, write the README's table; say what was done."""
+    from bench.tables import TABLES, markdown, shown, write_latest
 
     kind = document["kind"]
-    for figure in CHARTS[kind](document, figures):
-        say(f"Chart: {shown(figure)}")
-    say(f"Latest results (the slides' table): {shown(write_latest(document, figures))}")
+    done = [f"Chart: {shown(figure)}" for figure in CHARTS[kind](document, figures)]
+    done.append(f"Latest results (the slides' table): {shown(write_latest(document, figures))}")
     if update_readme(readme, kind, markdown(TABLES[kind](document))):
-        say(f"Updated the table in {readme.name}")
+        done.append(f"Updated the table in {readme.name}")
+    return done
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -157,7 +173,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"cannot read {args.document}: {exc}")
     if document.get("kind") not in CHARTS:
         parser.error(f"{args.document} is not a results document of make bench or bench-scale")
-    draw(document, args.figures, args.readme)
+    for line in draw(document, args.figures, args.readme):
+        print(line)
     return 0
 
 

@@ -12,6 +12,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from shared.env import ROOT
+
 
 @dataclass
 class Table:
@@ -201,3 +203,8 @@ def read_latest(folder: Path, kind: str) -> Table | None:
     if not path.exists():
         return None
     return SLIDE_TABLES[kind](json.loads(path.read_text()))
+
+
+def shown(path: Path) -> str:
+    """A path as the user should read it: relative to the checkout when inside it."""
+    return str(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path)
