@@ -62,7 +62,9 @@ def test_make_bench_in_miniature(tmp_path):
         assert row["requests"] > 0 and row["checked"] == row["requests"], row
         assert row["failures"] == 0 and row["wrong_rows"] == 0, row
     assert document["versions"]["postgresql"] and document["machine"]["cores"]
-    assert "| rls-control @2 |" in out and "Row-level security costs" in out
+    assert "| rls-control @2 |" in out
+    # Either way round: in a run this short rls may well beat its control.
+    assert re.search(r"Row-level security costs [\d.]+%|rls served [\d.]+% more", out), out
     assert re.search(r"multidb / baseline-multidb: [\d.]+ at 2 tenants, [\d.]+ at 3 tenants", out)
     readme = (tmp_path / "README.md").read_text()
     assert "old" not in readme and "| ceiling @3 |" in readme
