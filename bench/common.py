@@ -128,6 +128,12 @@ def create_database(cluster: Cluster, name: str, template: str = "template1") ->
 DATABASE_URLS = ("OWNER_DATABASE_URL", "RUNTIME_DATABASE_URL")
 
 
+def on_database(env: dict[str, str], name: str) -> dict[str, str]:
+    """``env`` with both roles' URLs naming database ``name`` (a multidb catalogue names its
+    tenants' databases after itself)."""
+    return {**env, **{key: env[key].rstrip("/") + f"/{name}" for key in DATABASE_URLS}}
+
+
 def fresh_database(cluster: Cluster, strategy: str, env: dict, name: str = "") -> None:
     """An empty, migrated database for the strategy (``name``: the one ``env``'s URLs name):
     none of its tenants' databases, nor the login roles multidb gives them (named like their

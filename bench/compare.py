@@ -40,14 +40,22 @@ from bench.common import (
     environment_facts,
     fresh_database,
     manage,
+    on_database,
     private_cluster,
     publish,
     run,
     say,
     seconds,
 )
-from bench.driving import locust_result, runtime_connections, start_locust, stop, tree_rss
-from bench.server import get, gunicorn
+from bench.driving import (
+    locust_result,
+    runtime_connections,
+    start_locust,
+    stop,
+    tree_rss,
+    visit_every_tenant,
+)
+from bench.server import gunicorn
 from shared.env import ROOT
 
 STRATEGIES = ["rls", "multidb", "schemas"]
@@ -151,33 +159,20 @@ def control_database(cluster, env) -> dict[str, str]:
         for (table,) in tables:
             admin.execute(f"ALTER TABLE {table} NO FORCE ROW LEVEL SECURITY")
             admin.execute(f"ALTER TABLE {table} DISABLE ROW LEVEL SECURITY")
-    with_db = {
-        key: value.rstrip("/") + "/" + CONTROL_DB
-        for key, value in env.items()
-        if key in ("RUNTIME_DATABASE_URL", "OWNER_DATABASE_URL")
-    }
-    return {**env, **with_db, "TENANCY_BENCH_CONTROL": CONTROL_DB}
+    return {**on_database(env, CONTROL_DB), "TENANCY_BENCH_CONTROL": CONTROL_DB}
 
 
 # -- one measurement ------------------------------------------------------------------------
-
-
-def warm_up(port: int, tenants: Path, workers: int) -> None:
-    """Every busy tenant's page, a few times per worker, before the clock starts: what is
-    measured is a server that has been up for a while (code loaded, connections open), the
-    same for every target. What a cold start costs is make bench-scale's business."""
-    for tenant in json.loads(tenants.read_text()):
-        for _ in range(2 * workers):
-            status, _ = get(port, f"{tenant['slug']}.localhost:{port}", "/subtasks/")
-            if status != 200:
-                raise RuntimeError(f"warming up: {tenant['slug']} answered {status}")
 
 
 def measure(name: str, count: int, target: dict, args, workdir: Path, cluster, progress) -> dict:
     stem, log = workdir / f"{name}-{count}", workdir / f"{name}-{count}-gunicorn.log"
     tenants = busy(target["tenants"], count, workdir)
     with gunicorn(target["app"], target["env"], workers=args.workers, log=log) as (port, proc):
-        warm_up(port, tenants, args.workers)
+        # Warmed up before the clock starts: what is measured is a server that has been up
+        # for a while (code loaded, connections open), the same for every target. What a
+        # cold start costs is make bench-scale's business.
+        visit_every_tenant(port, tenants, times=2 * args.workers)
         locust = start_locust(
             port, tenants, stem,
             users=args.users, spawn_rate=args.spawn_rate, seconds=args.duration,

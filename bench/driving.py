@@ -12,6 +12,7 @@ from typing import Any
 import psutil
 import psycopg
 
+from bench.server import get
 from shared.cluster import RUNTIME_ROLE, Cluster
 from shared.env import ROOT
 
@@ -78,3 +79,12 @@ def tree_rss(pid: int) -> int:
         return sum(p.memory_info().rss for p in [root, *root.children(recursive=True)])
     except psutil.Error:
         return 0
+
+
+def visit_every_tenant(port: int, tenants: Path, times: int = 1) -> None:
+    """Each tenant's page of a listtenants file, ``times`` times, each answering 200."""
+    for tenant in json.loads(tenants.read_text()):
+        for _ in range(times):
+            status, _ = get(port, f"{tenant['slug']}.localhost:{port}", "/subtasks/")
+            if status != 200:
+                raise RuntimeError(f"{tenant['slug']} answered {status}")

@@ -32,10 +32,10 @@ from pathlib import Path
 import psycopg
 
 from bench.common import (
-    DATABASE_URLS,
     environment_facts,
     fresh_database,
     manage,
+    on_database,
     private_cluster,
     provision,
     publish,
@@ -43,8 +43,15 @@ from bench.common import (
     say,
     seconds,
 )
-from bench.driving import locust_result, runtime_connections, start_locust, stop, tree_rss
-from bench.server import get, gunicorn
+from bench.driving import (
+    locust_result,
+    runtime_connections,
+    start_locust,
+    stop,
+    tree_rss,
+    visit_every_tenant,
+)
+from bench.server import gunicorn
 from shared.env import ROOT
 
 SMALL = ["--min-users=1", "--max-users=2", "--min-projects=1", "--max-projects=3",
@@ -92,15 +99,6 @@ def parse(argv):
 
 def database_for(strategy: str, count: int) -> str:
     return f"tenancy_{strategy}_{count}"
-
-
-def on_database(env: dict[str, str], name: str) -> dict[str, str]:
-    """``env`` with both roles' URLs naming database ``name`` (a multidb catalogue names its
-    tenants' databases after itself)."""
-    return {
-        **env,
-        **{key: env[key].rstrip("/") + f"/{name}" for key in DATABASE_URLS},
-    }
 
 
 def databases(admin, name: str) -> list[str]:
@@ -178,10 +176,7 @@ def sample(cluster, env, row: dict, args, stem: Path) -> None:
     env = on_database(env, database_for(strategy, count))
     tenants = stem.parent / f"{database_for(strategy, count)}.json"
     with gunicorn(f"{strategy}.wsgi", env, workers=args.workers) as (port, process):
-        for tenant in json.loads(tenants.read_text()):
-            status, _ = get(port, f"{tenant['slug']}.localhost:{port}", "/subtasks/")
-            if status != 200:
-                raise RuntimeError(f"{tenant['slug']} answered {status}")
+        visit_every_tenant(port, tenants)
         if not row["samples"]:
             row["connections"] = runtime_connections(cluster)
             row["server_rss_mb"] = round(tree_rss(process.pid) / 2**20, 1)

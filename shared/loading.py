@@ -100,8 +100,10 @@ class Loaders:
         ]
 
     def __enter__(self) -> Loaders:
-        # Started with Ctrl-C ignored, which they keep: one that arrived while a loader was
-        # still starting would end it before it could report.
+        # Started with Ctrl-C ignored, which they keep. It reaches the whole process group:
+        # the parent decides, and a loader finishes the account it is on (a fraction of a
+        # second) so that the parent can say what is done; and one that arrived while a loader
+        # was still starting would otherwise end it before it could report.
         previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
         try:
             for process in self.processes:
@@ -152,9 +154,6 @@ def _loader(
         ctypes.CDLL(None, use_errno=True).prctl(
             ctypes.c_int(PR_SET_PDEATHSIG), ctypes.c_ulong(signal.SIGKILL)
         )
-    # Ctrl-C reaches the whole process group: the parent decides, and this loader finishes
-    # the account it is on (a fraction of a second) so that the parent can say what is done.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
     import django
     from django.conf import settings
     from django.db import connections

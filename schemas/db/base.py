@@ -8,6 +8,7 @@ carrying whatever search_path another client left there. Here the path is set wi
 (shared.db.per_transaction), and nothing is set for the session.
 """
 
+import functools
 from typing import Any
 
 from django_pgschemas.postgresql import base
@@ -37,11 +38,16 @@ class DatabaseWrapper(PerTransactionSetting, base.DatabaseWrapper):
         name = getattr(schema, "schema_name", "public")
         if name == "public" or value == self.value_when_unset:
             return None
-        from schemas.customers.models import Account
+        return _checked_sql(), [value, name, getattr(schema, "pk", None)]
 
-        return (
-            "SELECT set_config('search_path', %s, true) FROM pg_namespace "
-            f"JOIN public.{Account._meta.db_table} AS a ON a.schema_name = nspname "
-            "WHERE nspname = %s AND a.id = %s",
-            [value, name, getattr(schema, "pk", None)],
-        )
+
+@functools.cache
+def _checked_sql() -> str:
+    # Built once, on first use: the model is not importable while the backend module loads.
+    from schemas.customers.models import Account
+
+    return (
+        "SELECT set_config('search_path', %s, true) FROM pg_namespace "
+        f"JOIN public.{Account._meta.db_table} AS a ON a.schema_name = nspname "
+        "WHERE nspname = %s AND a.id = %s"
+    )

@@ -9,7 +9,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import Error as DatabaseError
 
 from shared.db import require_owner
-from shared.loading import Loaders, LoadersDied, Outcome, Plan, load_one
+from shared.loading import Loaders, LoadersDied, Outcome, Plan, first_line, load_one
 from shared.strategy import TABLES, Strategy, get_strategy
 from shared.testdata import Volumes, slug_for
 
@@ -92,7 +92,7 @@ class Command(BaseCommand):
             existing = {tenant.slug for tenant in strategy.list_tenants()}
         except DatabaseError as exc:
             raise CommandError(
-                f"cannot read the tenants ({str(exc).strip().splitlines()[0]}): is PostgreSQL "
+                f"cannot read the tenants ({first_line(exc)}): is PostgreSQL "
                 "running (`make up`) and migrated (`manage.py migrate`)?"
             ) from None
         if options["if_empty"] and existing:
