@@ -3,7 +3,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from django.apps import apps
 from django.db import connections, transaction
@@ -18,8 +18,11 @@ from shared.db import OWNER_ALIAS
 from shared.migrating import Result, Unit
 from shared.slugs import SlugRefused
 from shared.strategy import TABLES, Strategy, TenantExists
-from shared.tenancy import get_current_tenant
+from shared.tenancy import TenantLike, activate, get_current_tenant
 from shared.testdata import TenantData
+
+if TYPE_CHECKING:
+    from shared.strategy import Verify
 
 
 class DatabasePerTenant(Strategy):
@@ -123,12 +126,17 @@ class DatabasePerTenant(Strategy):
         provisioning.drop_database(tenant)
         tenant.delete(using=OWNER_ALIAS)
 
-    def load_tenant(self, data: TenantData, *, commit: bool = True) -> Tenant:
+    def load_tenant(
+        self, data: TenantData, *, commit: bool = True, verify: Verify | None = None
+    ) -> Tenant:
         self.check_slug(data.slug)
         with provisioning.slug_lock(data.slug):
-            return self._load(data, commit)
+            return self._load(data, commit, verify)
 
-    def _load(self, data: TenantData, commit: bool) -> Tenant:
+    def tenant_alias(self, tenant: TenantLike) -> str:
+        return alias_for(cast(Tenant, tenant), owner=True)
+
+    def _load(self, data: TenantData, commit: bool, verify: Verify | None) -> Tenant:
         # A tenant that is not ready is what a killed earlier attempt left: its database may
         # hold some rows or all of them. Start it over.
         if (
@@ -140,8 +148,12 @@ class DatabasePerTenant(Strategy):
         tenant = self._create(data.slug, data.name, "", None, ready=False)
         alias = alias_for(tenant, owner=True)
         try:
-            with transaction.atomic(using=alias), connections[alias].cursor() as cursor:
-                load_contained(cursor, data)
+            with transaction.atomic(using=alias):
+                with connections[alias].cursor() as cursor:
+                    load_contained(cursor, data)
+                if verify is not None:
+                    with activate(tenant):
+                        verify(tenant, alias)
         except BaseException:
             self.drop_tenant(data.slug)  # all or nothing: no tenant with half its rows
             raise

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 from django.apps import apps
 from django.core.management import CommandError
@@ -14,7 +14,11 @@ from shared.copy import BULK_LOAD_SETTINGS, copy_rows, reserve_ids
 from shared.db import OWNER_ALIAS, RUNTIME_ALIAS
 from shared.migrating import Unit
 from shared.strategy import TABLES, Strategy, TenantExists
+from shared.tenancy import activate
 from shared.testdata import TenantData
+
+if TYPE_CHECKING:
+    from shared.strategy import Verify
 
 
 class RowLevelSecurity(Strategy):
@@ -56,7 +60,9 @@ class RowLevelSecurity(Strategy):
         self.forget_tenant(slug)
         Account.objects.cross_tenant().filter(slug=slug).delete()
 
-    def load_tenant(self, data: TenantData, *, commit: bool = True) -> Account:
+    def load_tenant(
+        self, data: TenantData, *, commit: bool = True, verify: Verify | None = None
+    ) -> Account:
         self.check_slug(data.slug)
         with transaction.atomic(using=OWNER_ALIAS):
             with connections[OWNER_ALIAS].cursor() as cursor:
@@ -113,9 +119,13 @@ class RowLevelSecurity(Strategy):
                         for s in data.subtasks
                     ),
                 )
+            account = Account(id=account_id, slug=data.slug, name=data.name)
+            if verify is not None:
+                with activate(account):
+                    verify(account, OWNER_ALIAS)
             if not commit:
                 transaction.set_rollback(True, using=OWNER_ALIAS)
-        return Account(id=account_id, slug=data.slug, name=data.name)
+        return account
 
     def migration_units(
         self, *, only: set[str] | None = None, retry_failed: bool = False

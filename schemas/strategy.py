@@ -3,7 +3,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from functools import partial
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from django.apps import apps
 from django.conf import settings
@@ -21,6 +21,9 @@ from shared.slugs import SlugRefused, identifier
 from shared.strategy import TABLES, Strategy, TenantExists
 from shared.tenancy import TenantLike, get_current_tenant
 from shared.testdata import TenantData
+
+if TYPE_CHECKING:
+    from shared.strategy import Verify
 
 
 def schema_name_for(slug: str) -> str:
@@ -116,10 +119,15 @@ class SchemaPerTenant(Strategy):
                 Account.objects.using(OWNER_ALIAS).filter(pk=tenant.pk).delete()
             provisioning.drop(tenant.schema_name)
 
-    def load_tenant(self, data: TenantData, *, commit: bool = True) -> Account:
+    def load_tenant(
+        self, data: TenantData, *, commit: bool = True, verify: Verify | None = None
+    ) -> Account:
         def fill(tenant: Account) -> None:
-            with active_schema(tenant), connections[OWNER_ALIAS].cursor() as cursor:
-                load_contained(cursor, data)
+            with active_schema(tenant):
+                with connections[OWNER_ALIAS].cursor() as cursor:
+                    load_contained(cursor, data)
+                if verify is not None:
+                    verify(tenant, OWNER_ALIAS)
 
         return self._create(data.slug, data.name, fill, commit=commit)
 

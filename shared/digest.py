@@ -83,13 +83,16 @@ def of_data(data: TenantData) -> TenantDigest:
     )
 
 
-def of_tenant(strategy: Strategy, tenant: TenantLike) -> TenantDigest:
-    """The digest of ``tenant``'s rows as stored, read inside the tenant as its pages read them."""
+def of_tenant(strategy: Strategy, tenant: TenantLike, using: str | None = None) -> TenantDigest:
+    """The digest of ``tenant``'s rows as stored, read inside the tenant as its pages read them,
+    or on the connection ``using`` (where an import has just loaded them, uncommitted)."""
     from shared.tenancy import activate
 
     with activate(tenant):
         rows = {
-            table: list(strategy.model(table)._default_manager.values_list(*fields))
+            table: list(
+                strategy.model(table)._default_manager.db_manager(using).values_list(*fields)
+            )
             for table, fields in FIELDS.items()
         }
     return digest({"account": [(tenant.name,)], **rows})

@@ -8,7 +8,7 @@ import functools
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -21,6 +21,9 @@ if TYPE_CHECKING:
     from shared.migrating import Unit
     from shared.tenancy import TenantLike
     from shared.testdata import TenantData
+
+    # load_tenant's check of the rows it loaded: (tenant, alias of the connection holding them).
+    Verify = Callable[[TenantLike, str], None]
 
 TABLES = ("user", "project", "task", "subtask")
 _found_lock = threading.Lock()  # Strategy.find_tenant's memory, shared by a process's threads
@@ -138,9 +141,20 @@ class Strategy(ABC):
         """Drop the tenant with everything it holds (its rows, schema or database)."""
 
     @abstractmethod
-    def load_tenant(self, data: TenantData, *, commit: bool = True) -> TenantLike:
+    def load_tenant(
+        self, data: TenantData, *, commit: bool = True, verify: Verify | None = None
+    ) -> TenantLike:
         """Create the tenant and bulk-load its rows, all or nothing. Refuses a slug as
-        ``create_tenant`` does."""
+        ``create_tenant`` does. ``verify(tenant, alias)`` runs once the rows are in, before
+        they are committed, with the tenant active and ``alias`` the connection that holds
+        them; if it raises, nothing is left."""
+
+    def tenant_alias(self, tenant: TenantLike) -> str:
+        """The connection of the privileged path to ``tenant``'s rows (read with the tenant
+        active)."""
+        from shared.db import OWNER_ALIAS
+
+        return OWNER_ALIAS
 
     @abstractmethod
     def migration_units(
