@@ -133,6 +133,18 @@ class DatabasePerTenant(Strategy):
         with provisioning.slug_lock(data.slug):
             return self._load(data, commit, verify)
 
+    def remains(self, tenant: TenantLike) -> list[str]:
+        placed = cast(Tenant, tenant)
+        found = []
+        with provisioning.server_connection(placed.db_host, placed.db_port) as conn:
+            if provisioning.database_exists(conn, placed.db_name):
+                found.append(f"database {placed.db_name}")
+            if conn.execute("SELECT FROM pg_roles WHERE rolname = %s", [placed.db_name]).fetchone():
+                found.append(f"role {placed.db_name}")
+        if Tenant.objects.using(OWNER_ALIAS).filter(slug=placed.slug).exists():
+            found.append("its catalogue entry")
+        return found
+
     def tenant_alias(self, tenant: TenantLike) -> str:
         return alias_for(cast(Tenant, tenant), owner=True)
 

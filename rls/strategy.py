@@ -14,7 +14,7 @@ from shared.copy import BULK_LOAD_SETTINGS, copy_rows, reserve_ids
 from shared.db import OWNER_ALIAS, RUNTIME_ALIAS
 from shared.migrating import Unit
 from shared.strategy import TABLES, Strategy, TenantExists
-from shared.tenancy import activate
+from shared.tenancy import TenantLike, activate
 from shared.testdata import TenantData
 
 if TYPE_CHECKING:
@@ -59,6 +59,30 @@ class RowLevelSecurity(Strategy):
     def drop_tenant(self, slug: str) -> None:
         self.forget_tenant(slug)
         Account.objects.cross_tenant().filter(slug=slug).delete()
+
+    def remains(self, tenant: TenantLike) -> list[str]:
+        found = []
+        with connections[OWNER_ALIAS].cursor() as cursor:
+            cursor.execute(
+                f"SELECT count(*) FROM {Account._meta.db_table} WHERE id = %s OR slug = %s",
+                [tenant.pk, tenant.slug],
+            )
+            (accounts,) = cursor.fetchone() or (0,)
+            if accounts:
+                found.append("its account")
+            for model in (User, Project, Task, Subtask):
+                table = model._meta.db_table
+                cursor.execute(f"SELECT count(*) FROM {table} WHERE account_id = %s", [tenant.pk])
+                (rows,) = cursor.fetchone() or (0,)
+                if rows:
+                    found.append(f"{rows} rows in {table}")
+        return found
+
+    def reclaim(self) -> None:
+        # The deleted rows stay in the tables' pages until VACUUM marks their space free.
+        tables = ", ".join(m._meta.db_table for m in (Account, User, Project, Task, Subtask))
+        with connections[OWNER_ALIAS].cursor() as cursor:
+            cursor.execute(f"VACUUM {tables}")
 
     def load_tenant(
         self, data: TenantData, *, commit: bool = True, verify: Verify | None = None

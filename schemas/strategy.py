@@ -119,6 +119,15 @@ class SchemaPerTenant(Strategy):
                 Account.objects.using(OWNER_ALIAS).filter(pk=tenant.pk).delete()
             provisioning.drop(tenant.schema_name)
 
+    def remains(self, tenant: TenantLike) -> list[str]:
+        schema_name = schema_name_for(tenant.slug)
+        found = [f"schema {schema_name}"] if provisioning.schema_exists(schema_name) else []
+        if Account.objects.using(OWNER_ALIAS).filter(slug=tenant.slug).exists():
+            found.append("its account")
+        if Domain.objects.using(OWNER_ALIAS).filter(domain=domain_for(tenant.slug)).exists():
+            found.append("its domain")
+        return found
+
     def load_tenant(
         self, data: TenantData, *, commit: bool = True, verify: Verify | None = None
     ) -> Account:

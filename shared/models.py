@@ -101,3 +101,21 @@ class ContainedSubtask(AbstractSubtask):
     class Meta:
         abstract = True
         indexes = [models.Index(fields=["name", "id"], name="subtask_name")]
+
+
+class Erasure(models.Model):
+    """What `erasetenant` keeps of an erased tenant, in the privileged catalogue only (the
+    runtime role cannot read it): that it was, and what was erased, but none of its data, not
+    even its name."""
+
+    slug = models.SlugField(max_length=63)  # not unique: a slug may be reused and erased again
+    erased_at = models.DateTimeField(default=timezone.now)
+    counts = models.JSONField()  # rows per table before the erase
+    digest = models.CharField(max_length=71)  # shared.digest's value of the erased rows
+
+    class Meta:
+        ordering = ["-erased_at", "-id"]
+        indexes = [models.Index(fields=["slug"])]
+
+    def __str__(self) -> str:
+        return f"{self.slug}, erased {self.erased_at:%Y-%m-%d %H:%M:%S} UTC"

@@ -149,6 +149,16 @@ class Strategy(ABC):
         they are committed, with the tenant active and ``alias`` the connection that holds
         them; if it raises, nothing is left."""
 
+    @abstractmethod
+    def remains(self, tenant: TenantLike) -> list[str]:
+        """What the privileged path still finds of ``tenant`` (rows, a schema, a database, a
+        role, a catalogue entry), described for an operator: empty once it is erased."""
+
+    def reclaim(self) -> None:
+        """Make the space of deleted rows reusable, after a tenant's rows were deleted (where
+        they share tables with other tenants' rows); by default there is nothing to do."""
+        return None
+
     def tenant_alias(self, tenant: TenantLike) -> str:
         """The connection of the privileged path to ``tenant``'s rows (read with the tenant
         active)."""

@@ -17,6 +17,7 @@ from django.db.migrations.recorder import MigrationRecorder
 
 from shared import archive, digest
 from shared.db import OWNER_ALIAS
+from shared.erasure import erasures
 from shared.strategy import TenantExists
 from shared.tenancy import activate
 
@@ -181,7 +182,12 @@ def check_migrations(strategy: Strategy, manifest: archive.Manifest) -> None:
 
 
 def import_tenant(
-    strategy: Strategy, path: Path, slug: str | None, progress: Callable[[str], None]
+    strategy: Strategy,
+    path: Path,
+    slug: str | None,
+    progress: Callable[[str], None],
+    *,
+    allow_erased: bool = False,
 ) -> tuple[archive.Manifest, TenantLike]:
     progress(f"reading {path}")
     manifest, tables = archive.read(path)
@@ -189,6 +195,12 @@ def import_tenant(
     slug = slug or manifest.slug
     if strategy.get_tenant(slug) is not None:
         raise TenantExists(f"tenant {slug} exists already")
+    erased = erasures(slug)
+    if erased and not allow_erased:
+        raise archive.ArchiveRefused(
+            f"refused: {slug} was erased at {erased[0].erased_at:%Y-%m-%d %H:%M:%S} UTC (digest "
+            f"{erased[0].digest}); pass --allow-erased to bring it back"
+        )
     strategy.check_slug(slug)
     progress("checking the rows against the manifest")
     data = archive.tenant_data(manifest, tables, slug)

@@ -99,7 +99,6 @@ def test_an_archive_holds_the_rows_the_tenant_was_made_from(exported, strategy):
 def test_import_under_a_new_slug_gives_the_same_rows_and_page(
     exported, strategy, two_tenants, new_slug
 ):
-    tenant_a, tenant_b = two_tenants
     others = {t.slug: digest.of_tenant(strategy, t.tenant) for t in two_tenants}
     before = strategy.row_counts()
     out = io.StringIO()

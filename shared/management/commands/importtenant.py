@@ -22,14 +22,23 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("archive", type=Path, metavar="FILE")
         parser.add_argument("--slug", help="the new tenant's slug (default: the archive's)")
+        parser.add_argument(
+            "--allow-erased",
+            action="store_true",
+            help="import even though a tenant by that slug was erased (erasetenant)",
+        )
 
-    def handle(self, *args: str, archive: Path, slug: str | None, **options: Any) -> None:
+    def handle(
+        self, *args: str, archive: Path, slug: str | None, allow_erased: bool, **options: Any
+    ) -> None:
         require_owner()
         self.verbosity = options["verbosity"]
         strategy = get_strategy()
         started = time.monotonic()
         try:
-            manifest, tenant = import_tenant(strategy, archive, slug, self._progress)
+            manifest, tenant = import_tenant(
+                strategy, archive, slug, self._progress, allow_erased=allow_erased
+            )
         except (ArchiveRefused, DigestMismatch) as exc:
             raise CommandError(f"{exc}") from None
         except (SlugRefused, TenantExists, Busy) as exc:

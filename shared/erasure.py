@@ -1,0 +1,50 @@
+"""Erasing a tenant: every row, schema or database of it, with a record that proves what went.
+
+The record (shared.models.Erasure) is written in the same transaction that removes the
+tenant from the catalogue: in rls and schemas that transaction also removes the rows or the
+schema, so the record exists exactly when the tenant is gone. In multidb the database is
+dropped first (DROP DATABASE cannot run in a transaction): if the record cannot be written
+then, the catalogue still names the tenant, and erasing again finishes the job.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from django.db import connections, transaction
+
+from shared import digest
+from shared.db import OWNER_ALIAS
+from shared.models import Erasure
+
+if TYPE_CHECKING:
+    from shared.strategy import Strategy
+    from shared.tenancy import TenantLike
+
+
+def erase_tenant(
+    strategy: Strategy, tenant: TenantLike, progress: Callable[[str], None]
+) -> tuple[Erasure, list[str]]:
+    """Erase ``tenant``; return the record and what a scan still finds of it (nothing)."""
+    alias = strategy.tenant_alias(tenant)
+    progress("computing the digest of the rows to erase")
+    try:
+        erased = digest.of_tenant(strategy, tenant, using=alias)
+    finally:
+        if alias != OWNER_ALIAS:
+            connections[alias].close()
+    progress("erasing")
+    with transaction.atomic(using=OWNER_ALIAS):
+        strategy.drop_tenant(tenant.slug)
+        record = Erasure.objects.using(OWNER_ALIAS).create(
+            slug=tenant.slug, counts=erased.counts(), digest=erased.value
+        )
+    progress("reclaiming the space of deleted rows")
+    strategy.reclaim()
+    progress("scanning for anything left")
+    return record, strategy.remains(tenant)
+
+
+def erasures(slug: str) -> list[Erasure]:
+    return list(Erasure.objects.using(OWNER_ALIAS).filter(slug=slug))

@@ -1,0 +1,53 @@
+import sys
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import Error as DatabaseError
+
+from shared.db import require_owner
+from shared.erasure import erase_tenant
+from shared.strategy import get_strategy
+
+
+class Command(BaseCommand):
+    help = (
+        "Erase a tenant: every row, schema or database of it. Leaves a record (slug, time, row "
+        "counts, digest of what was erased) in the privileged catalogue, and checks that "
+        "nothing of the tenant is left."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("slug")
+        parser.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+
+    def handle(self, *args: str, slug: str, yes: bool, **options: Any) -> None:
+        require_owner()
+        self.verbosity = options["verbosity"]
+        strategy = get_strategy()
+        tenant = strategy.get_tenant(slug)
+        if tenant is None:
+            raise CommandError(f"there is no tenant {slug}")
+        if not yes:
+            if not sys.stdin.isatty():
+                raise CommandError("not erasing without confirmation: pass --yes")
+            answer = input(f"Erase {slug} and all of its data, for good? Type the slug: ")
+            if answer.strip() != slug:
+                raise CommandError("not confirmed; nothing was erased")
+        try:
+            record, remains = erase_tenant(strategy, tenant, self._progress)
+        except DatabaseError as exc:
+            raise CommandError(
+                f"erasing {slug} failed: {str(exc).strip().splitlines()[0]}. "
+                "Run the same command again to finish."
+            ) from None
+        if remains:
+            raise CommandError(f"{slug} was erased, but a scan still finds: {'; '.join(remains)}")
+        counts = "  ".join(f"{t}s {n:,}" for t, n in record.counts.items())
+        self.stdout.write(
+            f"Erased {slug} at {record.erased_at:%Y-%m-%d %H:%M:%S} UTC (record {record.pk})\n"
+            f"  {counts}\n  {record.digest}\n  a scan as the owner finds nothing of it"
+        )
+
+    def _progress(self, what: str) -> None:
+        if self.verbosity >= 1:
+            self.stderr.write(f"  {what}...")
