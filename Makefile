@@ -14,7 +14,7 @@ space := $(subst ,, )
 export PGPORT
 
 .DEFAULT_GOAL := help
-.PHONY: help install check-strategy up serve down test lint format lock bench-install bench bench-scale bench-load bench-tenants slides slides-install clean
+.PHONY: help install check-strategy up serve down test lint format lock bench-install bench bench-scale bench-load bench-tenants bench-lifecycle slides slides-install clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -109,6 +109,9 @@ bench-scale: install bench-install ## Cost as tenants grow: provisioning, migrat
 
 bench-load: install bench-install ## createtestdata into rls: median rows/s of RUNS runs (ACCOUNTS=2000 RUNS=3)
 	$(PY) -m bench.load --strategy rls --accounts $(if $(filter command line,$(origin ACCOUNTS)),$(ACCOUNTS),2000) --runs $(or $(RUNS),3)
+
+bench-lifecycle: install bench-install ## export + import in every strategy, movetenant under load (multidb)
+	$(PY) -m bench.lifecycle $(if $(ROUNDS),--rounds $(ROUNDS))
 
 bench-tenants: install bench-install ## multidb and schemas: provisioning, migratetenants, loading beside rls (TENANTS=200)
 	$(PY) -m bench.tenants --strategy multidb --tenants $(or $(TENANTS),200)

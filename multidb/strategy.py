@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import partial
 from typing import TYPE_CHECKING, Any, cast
@@ -11,13 +11,14 @@ from django.db.models import Model, QuerySet, Value
 
 from multidb import provisioning
 from multidb.catalogue.models import Tenant
+from multidb.moving import move_tenant
 from multidb.provisioning import Place
 from multidb.routing import alias_for
 from shared.copy import load_contained
 from shared.db import OWNER_ALIAS
 from shared.migrating import Result, Unit
 from shared.slugs import SlugRefused
-from shared.strategy import TABLES, Strategy, TenantExists
+from shared.strategy import TABLES, Moved, Strategy, TenantExists
 from shared.tenancy import TenantLike, activate, get_current_tenant
 from shared.testdata import TenantData
 
@@ -144,6 +145,11 @@ class DatabasePerTenant(Strategy):
         if Tenant.objects.using(OWNER_ALIAS).filter(slug=placed.slug).exists():
             found.append("its catalogue entry")
         return found
+
+    def move_tenant(
+        self, slug: str, host: str, port: int, progress: Callable[[str], None]
+    ) -> Moved:
+        return move_tenant(self, slug, host, port, progress)
 
     def tenant_alias(self, tenant: TenantLike) -> str:
         return alias_for(cast(Tenant, tenant), owner=True)

@@ -10,6 +10,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from django.conf import settings
@@ -35,6 +36,17 @@ class TenantExists(Exception):
 
 class ServerRefused(ValueError):
     """A server was named for a tenant by a strategy that keeps every tenant on one server."""
+
+
+class MoveRefused(ValueError):
+    """A tenant cannot be moved as asked; nothing was moved."""
+
+
+@dataclass(frozen=True)
+class Moved:
+    server: str  # where the tenant is now
+    rows: int
+    closed_seconds: float  # how long its requests got the 503 page
 
 
 class Strategy(ABC):
@@ -158,6 +170,17 @@ class Strategy(ABC):
         """Make the space of deleted rows reusable, after a tenant's rows were deleted (where
         they share tables with other tenants' rows); by default there is nothing to do."""
         return None
+
+    def move_tenant(
+        self, slug: str, host: str, port: int, progress: Callable[[str], None]
+    ) -> Moved:
+        """Move the tenant's data to the server at ``host``:``port``, where
+        ``places_tenants_on_servers``."""
+        raise ServerRefused(
+            f"the {self.name} strategy keeps every tenant on one server: move a tenant to "
+            "another server or strategy with exporttenant, then importtenant there "
+            '(README, "Moving tenants")'
+        )
 
     def tenant_alias(self, tenant: TenantLike) -> str:
         """The connection of the privileged path to ``tenant``'s rows (read with the tenant

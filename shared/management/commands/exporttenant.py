@@ -44,7 +44,7 @@ class Command(BaseCommand):
         counts = "  ".join(f"{t}s {v['rows']:,}" for t, v in manifest.tables.items())
         self.stdout.write(
             f"Exported {slug} to {output} ({exported.bytes:,} bytes, "
-            f"{time.monotonic() - started:.1f} s)\n  {counts}\n  {manifest.digest}"
+            f"{time.monotonic() - started:.2f} s)\n  {counts}\n  {manifest.digest}"
         )
 
     def _progress(self, what: str) -> None:

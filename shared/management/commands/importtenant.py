@@ -52,7 +52,7 @@ class Command(BaseCommand):
         self.stdout.write(
             f"Imported {tenant.slug} ({tenant.name}) from {archive}, exported from "
             f"{manifest.strategy} at {manifest.exported_at} "
-            f"({time.monotonic() - started:.1f} s)\n  {counts}\n  {manifest.digest}, checked"
+            f"({time.monotonic() - started:.2f} s)\n  {counts}\n  {manifest.digest}, checked"
         )
 
     def _progress(self, what: str) -> None:

@@ -1,0 +1,50 @@
+from typing import Any
+
+import psycopg
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import Error as DatabaseError
+
+from shared.archive import ArchiveRefused
+from shared.db import require_owner
+from shared.db.locks import Busy
+from shared.strategy import MoveRefused, ServerRefused, get_strategy
+from shared.transfer import DigestMismatch
+
+
+class Command(BaseCommand):
+    help = (
+        "Move a tenant's database to another PostgreSQL server (multidb): copy, verify, switch "
+        "the catalogue, drop the source. Its requests get the 503 page meanwhile; other "
+        "tenants are not touched."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("slug")
+        parser.add_argument("--to", required=True, metavar="HOST:PORT", help="the new server")
+
+    def handle(self, *args: str, slug: str, to: str, **options: Any) -> None:
+        require_owner()
+        self.verbosity = options["verbosity"]
+        host, _, digits = to.rpartition(":")
+        if not host or not digits.isdigit():
+            raise CommandError(f"--to must be HOST:PORT, not {to!r}")
+        strategy = get_strategy()
+        try:
+            moved = strategy.move_tenant(slug, host, int(digits), self._progress)
+        except (ServerRefused, MoveRefused) as exc:
+            raise CommandError(str(exc)) from None
+        except Busy as exc:
+            raise CommandError(f"{exc}; nothing moved") from None
+        except (ArchiveRefused, DigestMismatch, DatabaseError, psycopg.Error, OSError) as exc:
+            raise CommandError(
+                f"moving {slug} failed: {str(exc).strip().splitlines()[0]}; it is served "
+                "where it was, nothing moved"
+            ) from None
+        self.stdout.write(
+            f"Moved {slug} to {moved.server}: {moved.rows:,} rows, its requests got "
+            f"the 503 page for {moved.closed_seconds:.1f} s"
+        )
+
+    def _progress(self, what: str) -> None:
+        if self.verbosity >= 1:
+            self.stderr.write(f"  {what}...")
