@@ -7,8 +7,11 @@ again", shared.views.server_error) and no write can land in the source after the
 Other tenants are not touched. The copy is the archive's (shared.transfer: COPY out of one
 snapshot, into the new database with COPY), verified by digest before the catalogue switches.
 Processes that looked the tenant up a moment ago still try the source, which refuses or no
-longer exists: another 503, never stale rows. If anything fails before the switch, the new
-database is dropped and the tenant reopened where it was: nothing is lost.
+longer exists: another 503, never stale rows. If anything fails before the switch, the tenant
+is reopened where it was and the new database dropped: nothing is lost. Only the tenant's own
+sessions are ended: a superuser's on the source (a pooler's auth_query) can make dropping the
+source fail after the switch, which the command then says, naming the database left behind.
+One move, drop or erase of a slug runs at a time (provisioning.slug_lock).
 """
 
 from __future__ import annotations
@@ -37,6 +40,10 @@ def main_server() -> tuple[str, int]:
     return str(conf["HOST"]), int(conf["PORT"])
 
 
+class SourceLeft(MoveRefused):
+    """The tenant moved, but its old database could not be dropped."""
+
+
 def move_tenant(
     strategy: Strategy, slug: str, host: str, port: int, progress: Callable[[str], None]
 ) -> Moved:
@@ -45,18 +52,53 @@ def move_tenant(
         host, port = "", 0
     with provisioning.slug_lock(slug):
         tenant = Tenant.objects.using(OWNER_ALIAS).filter(slug=slug).first()
-        if tenant is None or tenant.state != Tenant.State.READY:
+        if tenant is None:
             raise MoveRefused(f"there is no tenant {slug}")
+        if tenant.state != Tenant.State.READY:
+            raise MoveRefused(f"{slug} is {tenant.state}, not ready: it cannot move")
         if (tenant.db_host, tenant.db_port or 0) == (host, port):
             raise MoveRefused(f"{slug} is on {tenant.server} already")
         target = copy.copy(tenant)
         target.db_host, target.db_port = host, port or None
+        # Everything that can be checked before the tenant is closed, is.
         with provisioning.server_connection(host, port or None) as conn:
-            if provisioning.database_exists(conn, tenant.db_name):
-                raise MoveRefused(
-                    f"{target.server} has a database {tenant.db_name!r} already; nothing moved"
-                )
+            for kind, table, column in (("a database", "pg_database", "datname"),
+                                        ("a role", "pg_roles", "rolname")):  # fmt: skip
+                if conn.execute(
+                    f"SELECT FROM pg_catalog.{table} WHERE {column} = %s", [tenant.db_name]
+                ).fetchone():
+                    raise MoveRefused(
+                        f"{target.server} has {kind} named {tenant.db_name!r} already; "
+                        "nothing moved"
+                    )
+        source = alias_for(tenant, owner=True)
+        try:
+            migrations = transfer.applied_migrations(source)
+        finally:
+            connections[source].close()
+        transfer.check_migrations(
+            strategy, archive.Manifest(strategy.name, slug, "", migrations, "", {}, "")
+        )
         return _move(strategy, tenant, target, progress)
+
+
+def abort_move(slug: str, host: str, port: int) -> str:
+    """After a move that was killed midway: reopen the tenant where the catalogue has it, and
+    drop what the move made on the server it was going to (never the database the catalogue
+    points at)."""
+    if (host, port) == main_server():
+        host, port = "", 0
+    with provisioning.slug_lock(slug):
+        tenant = Tenant.objects.using(OWNER_ALIAS).filter(slug=slug).first()
+        if tenant is None:
+            raise MoveRefused(f"there is no tenant {slug}")
+        _reopen(tenant)
+        target = copy.copy(tenant)
+        target.db_host, target.db_port = host, port or None
+        if (tenant.db_host, tenant.db_port or 0) == (host, port):
+            return f"Reopened {slug} on {tenant.server}."
+        provisioning.drop_database(target)
+        return f"Reopened {slug} on {tenant.server}; dropped what a move left on {target.server}."
 
 
 def _move(
@@ -64,21 +106,20 @@ def _move(
 ) -> Moved:
     progress(f"closing {tenant.slug} on {tenant.server}")
     closed = time.monotonic()
-    _close(tenant)
-    created = False
+    created = switched = False
     try:
+        _close(tenant)
         with tempfile.TemporaryDirectory(prefix="movetenant-") as scratch:
             progress("copying its rows out")
             path = Path(scratch) / "tenant.tgz"
             transfer.export_tenant(strategy, tenant, path, lambda what: None)
             manifest, tables = archive.read(path)
-            transfer.check_migrations(strategy, manifest)
             data = archive.tenant_data(manifest, tables, tenant.slug)
         progress(f"creating its database on {target.server}")
+        created = True  # from here a failure may have left some of it: drop what there is
         provisioning.create_database(
             target.db_name, target.db_host, target.db_port, generation=target.role_generation
         )
-        created = True
         alias = alias_for(target, owner=True)
         try:
             progress(f"loading {sum(data.counts().values()):,} rows and checking them")
@@ -94,32 +135,70 @@ def _move(
         finally:
             connections[alias].close()
         progress("switching the catalogue")
-        Tenant.objects.using(OWNER_ALIAS).filter(pk=tenant.pk).update(
-            db_host=target.db_host, db_port=target.db_port
-        )
+        switched = (
+            Tenant.objects.using(OWNER_ALIAS)
+            .filter(pk=tenant.pk, db_host=tenant.db_host, db_port=tenant.db_port)
+            .update(db_host=target.db_host, db_port=target.db_port)
+        ) == 1
+        if not switched:
+            raise MoveRefused(f"{tenant.slug} was dropped or changed while it moved")
     except BaseException:
-        if created:
-            provisioning.drop_database(target)
-        _reopen(tenant)
+        _undo(tenant, target, created)
         raise
     reopened = time.monotonic()
     strategy.forget_tenant(tenant.slug)
     progress(f"dropping the source database on {tenant.server}")
-    provisioning.drop_database(tenant)
+    try:
+        provisioning.drop_database(tenant)
+    except Exception as exc:
+        raise SourceLeft(
+            f"{tenant.slug} moved to {target.server} and is served from there, but its old "
+            f"database {tenant.db_name} on {tenant.server} could not be dropped "
+            f"({str(exc).strip().splitlines()[0]}): drop it there once nothing holds it"
+        ) from None
     return Moved(target.server, sum(data.counts().values()), reopened - closed)
 
 
+def _undo(tenant: Tenant, target: Tenant, created: bool) -> None:
+    """Reopen the tenant where it was, first, then drop what was made of the copy, unless the
+    catalogue points at it after all (a switch whose answer was lost)."""
+    try:
+        _reopen(tenant)
+    finally:
+        if created:
+            where = Tenant.objects.using(OWNER_ALIAS).filter(pk=tenant.pk).first()
+            if where is None or (where.db_host, where.db_port) != (target.db_host, target.db_port):
+                provisioning.drop_database(target)
+
+
 def _close(tenant: Tenant) -> None:
-    with provisioning.server_connection(tenant.db_host, tenant.db_port) as conn:
-        conn.execute(
-            sql.SQL("REVOKE CONNECT ON DATABASE {} FROM {}").format(
-                sql.Identifier(tenant.db_name), sql.Identifier(tenant.db_name)
-            )
-        )
-        provisioning.restrict_connect(conn, tenant.db_name, role=None)  # ends its sessions
+    """No session of the tenant's role on its database, and no new one: its requests get the
+    503 page until it reopens, and nothing it writes can miss the copy. Only the tenant's own
+    sessions are ended; a superuser's (a pooler's auth_query, say) may stay."""
     forget(tenant)  # this process's own connections to it
+    name = sql.Identifier(tenant.db_name)
+    with provisioning.server_connection(tenant.db_host, tenant.db_port) as conn:
+        conn.execute(sql.SQL("REVOKE CONNECT ON DATABASE {} FROM {}").format(name, name))
+        deadline = time.monotonic() + 10
+        while True:
+            (left,) = provisioning.one(
+                conn,
+                "SELECT count(pg_terminate_backend(pid, 1000)) FROM pg_stat_activity "
+                "WHERE datname = %s AND usename = %s",
+                [tenant.db_name, tenant.db_name],
+            )
+            if not left:
+                break
+            if time.monotonic() > deadline:
+                raise MoveRefused(f"{tenant.slug}'s sessions did not end within 10 s")
+            conn.execute("SELECT pg_stat_clear_snapshot()")
+            time.sleep(0.05)
 
 
 def _reopen(tenant: Tenant) -> None:
     with provisioning.server_connection(tenant.db_host, tenant.db_port) as conn:
-        provisioning.restrict_connect(conn, tenant.db_name, role=tenant.db_name)
+        conn.execute(
+            sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(
+                sql.Identifier(tenant.db_name), sql.Identifier(tenant.db_name)
+            )
+        )

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from functools import partial
 from typing import TYPE_CHECKING, Any, cast
 
@@ -11,7 +11,7 @@ from django.db.models import Model, QuerySet, Value
 
 from multidb import provisioning
 from multidb.catalogue.models import Tenant
-from multidb.moving import move_tenant
+from multidb.moving import abort_move, move_tenant
 from multidb.provisioning import Place
 from multidb.routing import alias_for
 from shared.copy import load_contained
@@ -120,12 +120,16 @@ class DatabasePerTenant(Strategy):
         self.forget_tenant(tenant.slug)
 
     def drop_tenant(self, slug: str) -> None:
-        tenant = Tenant.objects.using(OWNER_ALIAS).filter(slug=slug).first()
-        if tenant is None:
-            return
-        self.forget_tenant(slug)
-        provisioning.drop_database(tenant)
-        tenant.delete(using=OWNER_ALIAS)
+        with provisioning.slug_lock(slug):  # not while it moves
+            tenant = Tenant.objects.using(OWNER_ALIAS).filter(slug=slug).first()
+            if tenant is None:
+                return
+            self.forget_tenant(slug)
+            provisioning.drop_database(tenant)
+            tenant.delete(using=OWNER_ALIAS)
+
+    def tenant_lock(self, slug: str) -> AbstractContextManager[None]:
+        return provisioning.slug_lock(slug)
 
     def load_tenant(
         self, data: TenantData, *, commit: bool = True, verify: Verify | None = None
@@ -150,6 +154,9 @@ class DatabasePerTenant(Strategy):
         self, slug: str, host: str, port: int, progress: Callable[[str], None]
     ) -> Moved:
         return move_tenant(self, slug, host, port, progress)
+
+    def abort_move(self, slug: str, host: str, port: int) -> str:
+        return abort_move(slug, host, port)
 
     def tenant_alias(self, tenant: TenantLike) -> str:
         return alias_for(cast(Tenant, tenant), owner=True)

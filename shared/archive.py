@@ -22,8 +22,10 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import os
 import re
 import tarfile
+import tempfile
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -37,6 +39,10 @@ from shared.testdata import TenantData
 
 FORMAT = 1
 MANIFEST = "manifest.json"
+# What the archive may hold once uncompressed, all members together: read into memory, so a
+# small file that inflates without end is refused before it is read. About 20 times the
+# largest tenant the benchmarks make (101,104 rows: 13 MB).
+MAX_BYTES = 256 * 2**20
 # Each file's columns, in order; a reference column names the parent table.
 COLUMNS: dict[str, tuple[str, ...]] = {
     "user": ("email", "first_name", "last_name", "password", "is_active", "date_joined"),
@@ -68,11 +74,13 @@ class Manifest:
 
 
 def write(path: Path, manifest: Manifest, files: dict[str, Path]) -> None:
-    """Write the archive to ``path`` through a temporary file beside it, renamed when whole:
-    an interrupted export never leaves a file that looks complete."""
-    partial = path.with_name(f".{path.name}.partial")
+    """Write the archive to ``path`` through a new temporary file beside it (readable by its
+    owner only: it holds password hashes), renamed when whole: an interrupted export never
+    leaves a file that looks complete."""
+    descriptor, name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    partial = Path(name)
     try:
-        with tarfile.open(partial, "w:gz") as tar:
+        with os.fdopen(descriptor, "wb") as raw, tarfile.open(fileobj=raw, mode="w:gz") as tar:
             _add_bytes(tar, MANIFEST, manifest.as_json())
             for table in TABLES:
                 info = tar.gettarinfo(files[table], arcname=f"{table}.copy")
@@ -100,6 +108,9 @@ DAMAGED = (tarfile.TarError, EOFError, gzip.BadGzipFile, zlib.error, OSError)
 def read(path: Path) -> tuple[Manifest, dict[str, bytes]]:
     """The manifest and each table's COPY text, after checking every member's name and kind."""
     members: dict[str, bytes] = {}
+    if path.is_dir():
+        raise ArchiveRefused(f"{str(path)!r} is a directory, not an archive")
+    total = 0
     try:
         with tarfile.open(path, "r:gz") as tar:
             for info in tar:
@@ -112,6 +123,11 @@ def read(path: Path) -> tuple[Manifest, dict[str, bytes]]:
                     raise ArchiveRefused(f"refused: {info.name!r} is not a regular file")
                 if info.name in members:
                     raise ArchiveRefused(f"refused: the archive holds {info.name!r} twice")
+                total += info.size
+                if total > MAX_BYTES or info.issparse():
+                    raise ArchiveRefused(
+                        f"refused: the archive holds more than {MAX_BYTES:,} bytes uncompressed"
+                    )
                 member = tar.extractfile(info)
                 assert member is not None  # a regular file
                 members[info.name] = member.read()
@@ -131,7 +147,7 @@ def read(path: Path) -> tuple[Manifest, dict[str, bytes]]:
 def _manifest(raw: bytes) -> Manifest:
     try:
         document = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise ArchiveRefused("refused: the manifest is not JSON") from None
     if not isinstance(document, dict):
         raise ArchiveRefused("refused: the manifest is not a JSON object")
@@ -147,7 +163,17 @@ def _manifest(raw: bytes) -> Manifest:
         raise ArchiveRefused(
             f"refused: the manifest is not one of format {FORMAT} ({exc})"
         ) from None
-    if not isinstance(manifest.tables, dict) or set(manifest.tables) != set(TABLES):
+    texts = (manifest.strategy, manifest.slug, manifest.name, manifest.exported_at, manifest.digest)
+    if not all(isinstance(text, str) for text in texts) or not (
+        isinstance(manifest.migrations, list)
+        and all(isinstance(m, str) for m in manifest.migrations)
+    ):
+        raise ArchiveRefused("refused: the manifest's fields are not of the types they must be")
+    if (
+        not isinstance(manifest.tables, dict)
+        or set(manifest.tables) != set(TABLES)
+        or not all(isinstance(t, dict) for t in manifest.tables.values())
+    ):
         raise ArchiveRefused("refused: the manifest does not describe the tenant's tables")
     for table, columns in COLUMNS.items():
         if manifest.tables[table].get("columns") != list(columns):
@@ -200,7 +226,7 @@ def _bool(value: str, where: str) -> bool:
 
 
 def _reference(value: str, parents: int, where: str) -> int:
-    if not value.isdigit() or int(value) >= parents:
+    if not (value.isascii() and value.isdigit()) or int(value) >= parents:
         raise ArchiveRefused(f"refused: {where} refers to row {value!r}, which is not there")
     return int(value)
 

@@ -26,25 +26,33 @@ if TYPE_CHECKING:
 def erase_tenant(
     strategy: Strategy, tenant: TenantLike, progress: Callable[[str], None]
 ) -> tuple[Erasure, list[str]]:
-    """Erase ``tenant``; return the record and what a scan still finds of it (nothing)."""
-    alias = strategy.tenant_alias(tenant)
-    progress("computing the digest of the rows to erase")
-    try:
-        erased = digest.of_tenant(strategy, tenant, using=alias)
-    finally:
-        if alias != OWNER_ALIAS:
-            connections[alias].close()
-    progress("erasing")
-    with transaction.atomic(using=OWNER_ALIAS):
-        strategy.drop_tenant(tenant.slug)
-        record = Erasure.objects.using(OWNER_ALIAS).create(
-            slug=tenant.slug, counts=erased.counts(), digest=erased.value
-        )
+    """Erase ``tenant``; return the record and what a scan still finds of it (nothing).
+
+    The digest is read just before the rows go: a write that lands in between is erased with
+    them but not in the record's digest (stop writing to a tenant before erasing it)."""
+    with strategy.tenant_lock(tenant.slug):
+        # Looked up again under the lock: it may have moved (multidb) since.
+        tenant = strategy.get_tenant(tenant.slug) or tenant
+        alias = strategy.tenant_alias(tenant)
+        progress("computing the digest of the rows to erase")
+        try:
+            erased = digest.of_tenant(strategy, tenant, using=alias)
+        finally:
+            if alias != OWNER_ALIAS:
+                connections[alias].close()
+        progress("erasing")
+        with transaction.atomic(using=OWNER_ALIAS):
+            strategy.drop_tenant(tenant.slug)
+            record = Erasure.objects.using(OWNER_ALIAS).create(
+                slug=tenant.slug, counts=erased.counts(), digest=erased.value
+            )
     progress("reclaiming the space of deleted rows")
     strategy.reclaim()
     progress("scanning for anything left")
     return record, strategy.remains(tenant)
 
 
-def erasures(slug: str) -> list[Erasure]:
-    return list(Erasure.objects.using(OWNER_ALIAS).filter(slug=slug))
+def erasures(slug: str, digest: str) -> list[Erasure]:
+    """Erasures of that slug, or of those very rows under any slug."""
+    records = Erasure.objects.using(OWNER_ALIAS)
+    return list(records.filter(slug=slug) | records.filter(digest=digest))

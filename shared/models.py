@@ -115,7 +115,6 @@ class Erasure(models.Model):
 
     class Meta:
         ordering = ["-erased_at", "-id"]
-        indexes = [models.Index(fields=["slug"])]
 
     def __str__(self) -> str:
         return f"{self.slug}, erased {self.erased_at:%Y-%m-%d %H:%M:%S} UTC"

@@ -166,6 +166,11 @@ class Strategy(ABC):
         """What the privileged path still finds of ``tenant`` (rows, a schema, a database, a
         role, a catalogue entry), described for an operator: empty once it is erased."""
 
+    def tenant_lock(self, slug: str) -> AbstractContextManager[object]:
+        """Held while a tenant is erased: where a tenant's data may move (multidb), the lock its
+        moves take, so that an erase never looks in the place the data just left."""
+        return nullcontext()
+
     def reclaim(self) -> None:
         """Make the space of deleted rows reusable, after a tenant's rows were deleted (where
         they share tables with other tenants' rows); by default there is nothing to do."""
@@ -176,10 +181,18 @@ class Strategy(ABC):
     ) -> Moved:
         """Move the tenant's data to the server at ``host``:``port``, where
         ``places_tenants_on_servers``."""
-        raise ServerRefused(
+        raise self._one_server()
+
+    def abort_move(self, slug: str, host: str, port: int) -> str:
+        """Undo what a move of ``slug`` to ``host``:``port`` that did not finish left: the
+        tenant reopened where it is, nothing of it on the other server."""
+        raise self._one_server()
+
+    def _one_server(self) -> ServerRefused:
+        return ServerRefused(
             f"the {self.name} strategy keeps every tenant on one server: move a tenant to "
             "another server or strategy with exporttenant, then importtenant there "
-            '(README, "Moving tenants")'
+            '(README, "A tenant\'s life")'
         )
 
     def tenant_alias(self, tenant: TenantLike) -> str:

@@ -195,11 +195,12 @@ def import_tenant(
     slug = slug or manifest.slug
     if strategy.get_tenant(slug) is not None:
         raise TenantExists(f"tenant {slug} exists already")
-    erased = erasures(slug)
+    erased = erasures(slug, manifest.digest)
     if erased and not allow_erased:
+        what = f"{slug} was" if erased[0].slug == slug else f"these rows ({erased[0].slug}) were"
         raise archive.ArchiveRefused(
-            f"refused: {slug} was erased at {erased[0].erased_at:%Y-%m-%d %H:%M:%S} UTC (digest "
-            f"{erased[0].digest}); pass --allow-erased to bring it back"
+            f"refused: {what} erased at {erased[0].erased_at:%Y-%m-%d %H:%M:%S} UTC "
+            f"(digest {erased[0].digest}); pass --allow-erased to bring them back"
         )
     strategy.check_slug(slug)
     progress("checking the rows against the manifest")

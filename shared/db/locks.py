@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -17,6 +18,10 @@ class Busy(Exception):
 
 WAIT = "30s"
 
+# The locks this thread holds: taking one again inside its block is a no-op, so that work
+# done under a lock may call code that takes the same lock (dropping a half-made tenant).
+_held = threading.local()
+
 
 @contextmanager
 def advisory_lock(scope: str, name: str) -> Iterator[None]:
@@ -31,6 +36,11 @@ def advisory_lock(scope: str, name: str) -> Iterator[None]:
     transaction mode, for a session-level lock to mean anything.
     """
     database = connections.settings[OWNER_ALIAS]["NAME"]
+    held: set[tuple[str, str, str]] = _held.__dict__.setdefault("keys", set())
+    key = (database, scope, name)
+    if key in held:
+        yield
+        return
     with connect_directly(OWNER_ALIAS, dbname="postgres", autocommit=True) as conn:
         conn.execute(f"SET lock_timeout = '{WAIT}'")
         try:
@@ -40,4 +50,8 @@ def advisory_lock(scope: str, name: str) -> Iterator[None]:
             )
         except psycopg.errors.LockNotAvailable:
             raise Busy(f"another process has been provisioning {name} for {WAIT}") from None
-        yield
+        held.add(key)
+        try:
+            yield
+        finally:
+            held.discard(key)

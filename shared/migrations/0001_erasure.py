@@ -33,7 +33,6 @@ class Migration(migrations.Migration):
             ],
             options={
                 "ordering": ["-erased_at", "-id"],
-                "indexes": [models.Index(fields=["slug"], name="shared_eras_slug_316bde_idx")],
             },
         ),
         migrations.RunPython(revoke, migrations.RunPython.noop),

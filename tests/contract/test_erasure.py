@@ -115,6 +115,10 @@ def test_an_erased_slug_is_imported_again_only_when_asked(
         ):
             call_command("importtenant", str(path), verbosity=0)
         assert strategy.get_tenant(new_slug) is None
+        # The same rows under another slug are the same erased data.
+        with pytest.raises(CommandError, match=rf"refused: these rows \({new_slug}\) were erased"):
+            call_command("importtenant", str(path), "--slug", "tenant-908", verbosity=0)
+        assert strategy.get_tenant("tenant-908") is None
         assert strategy.row_counts() == before
         call_command("importtenant", str(path), "--allow-erased", verbosity=0, stdout=io.StringIO())
         assert digest.of_tenant(strategy, strategy.get_tenant(new_slug)) == digest.of_data(data)

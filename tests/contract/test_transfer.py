@@ -260,6 +260,22 @@ REFUSALS = {
         _with(lambda n, d: b"\\q" + d if n == "project.copy" else d),
         "holds an escape COPY does not write",
     ),
+    "a-name-that-is-not-text": (
+        _with(manifest={"name": 7}),
+        "the manifest's fields are not of the types they must be",
+    ),
+    "migrations-that-are-not-a-list": (
+        _with(manifest={"migrations": None}),
+        "the manifest's fields are not of the types they must be",
+    ),
+    "a-deep-manifest": (
+        _with(change=lambda n, d: b"[" * 100_000 if n == "manifest.json" else d),
+        "the manifest is not JSON",
+    ),
+    "a-reference-in-other-digits": (
+        _with(lambda n, d: d if n != "task.copy" else "\u00b2".encode() + d[d.index(b"\t") :]),
+        "task.copy line 1 refers to row '\u00b2'",
+    ),
     "a-migration-this-project-lacks": (
         lambda p, t: rewrite(
             p, t, manifest={"migrations": [*transfer.project_migrations(), "tracker.9999_future"]}
@@ -301,7 +317,29 @@ def test_another_strategys_migrations_do_not_matter_but_its_columns_do(
     assert strategy.get_tenant(new_slug) is not None
 
 
+def test_movetenant_where_every_tenant_shares_a_server_says_how_to_move(strategy, live_db):
+    if strategy.places_tenants_on_servers:
+        return  # multidb moves tenants: tests/multidb/test_move.py
+    with pytest.raises(CommandError, match=r"^the .* strategy keeps every tenant on one server: "):
+        call_command("movetenant", "tenant-901", "--to", "127.0.0.1:5432")
+
+
 BIG = Volumes(users=(1, 1), projects=(40, 40), tasks=(10, 10), subtasks=(60, 60))
+
+
+@pytest.mark.case("import-all-or-nothing")
+def test_an_archive_that_inflates_past_the_limit_is_refused_before_it_is_read(
+    exported, tmp_path, strategy, new_slug, monkeypatch
+):
+    monkeypatch.setattr(archive, "MAX_BYTES", 4096)
+    before = strategy.row_counts()
+    with pytest.raises(CommandError, match="holds more than 4,096 bytes uncompressed"):
+        call_command("importtenant", str(exported), "--slug", new_slug, verbosity=0)
+    nothing_imported(strategy, new_slug, before)
+
+
+def test_an_archive_is_its_owners_alone(exported):
+    assert exported.stat().st_mode & 0o777 == 0o600  # it holds password hashes
 
 
 @pytest.mark.case("import-all-or-nothing")

@@ -6,17 +6,23 @@ from __future__ import annotations
 import html
 import http.client
 import io
+import os
 import threading
 import time
+from pathlib import Path
 
 import psycopg
 import pytest
 from django.core.management import CommandError, call_command
 from django.db import connections
+from django.test import Client
+from psycopg import sql
 
 from bench.server import gunicorn
+from multidb import provisioning
 from multidb.catalogue.models import Tenant
 from shared import digest
+from shared.cluster import Cluster
 from shared.pages import ACCOUNT_CELL
 from shared.tenancy import activate
 from shared.testdata import generate_tenant
@@ -162,6 +168,67 @@ def test_a_tenant_moves_to_another_server_and_back_under_load(
     tenant = Tenant.objects.using("owner").get(slug=SLUG)
     assert (tenant.db_host, tenant.db_port) == ("", None)
     assert digest.of_tenant(strategy, strategy.get_tenant(SLUG)) == moved
+
+
+def test_a_superusers_session_on_the_source_neither_blocks_the_move_nor_goes_unsaid(
+    moving,
+    strategy,
+    second_server,  # noqa: F811
+):
+    """A pooler's auth_query connection, say: the move does not end it, and when it keeps the
+    source from being dropped, the command says where the tenant is and what is left."""
+    where = os.environ.get("TENANCY_TEST_CLUSTER")
+    if not where:
+        pytest.skip("NOT RUN: needs the throwaway cluster of `python -m tests.run`")
+    base, _, port = where.rpartition(":")
+    main = Cluster(Path(base), int(port))
+    to = f"127.0.0.1:{second_server.port}"
+    with psycopg.connect(main.admin_url(moving.db_name), autocommit=True) as superuser:
+        with pytest.raises(CommandError) as left:
+            call_command("movetenant", SLUG, "--to", to, verbosity=0)
+        assert superuser.execute("SELECT 1").fetchone() == (1,)  # not ended
+    assert str(left.value).startswith(
+        f"{SLUG} moved to {to} and is served from there, but its old database "
+        f"{moving.db_name} on the catalogue's server could not be dropped ("
+    )
+    assert Tenant.objects.using("owner").get(slug=SLUG).server == to
+    assert digest.of_tenant(strategy, strategy.get_tenant(SLUG)) == digest.of_data(
+        generate_tenant(907, volumes=VOLUMES)
+    )
+    with psycopg.connect(main.admin_url(), autocommit=True) as conn:
+        left_behind = sql.Identifier(moving.db_name)  # the database, and its role there
+        conn.execute(sql.SQL("DROP DATABASE {}").format(left_behind))
+        conn.execute(sql.SQL("DROP ROLE {}").format(left_behind))
+
+
+def test_a_move_killed_midway_is_undone_by_abort(moving, strategy, second_server):  # noqa: F811
+    """What a kill between closing the tenant and switching the catalogue leaves: the tenant
+    closed, part of a copy on the target. --abort reopens it and drops the copy."""
+    from multidb import moving as move
+
+    tenant = Tenant.objects.using("owner").get(slug=SLUG)
+    move._close(tenant)
+    provisioning.create_database(tenant.db_name, "127.0.0.1", second_server.port)
+    host = {"host": f"{SLUG}.localhost"}
+    forget_connections()
+    strategy.forget_tenant(SLUG)
+    response = Client(raise_request_exception=False).get("/subtasks/", headers=host)
+    assert (response.status_code, response["Retry-After"]) == (503, "5")
+    out = io.StringIO()
+    call_command(
+        "movetenant", SLUG, "--to", f"127.0.0.1:{second_server.port}", "--abort", stdout=out
+    )
+    assert out.getvalue().startswith(f"Reopened {SLUG} on the catalogue's server; dropped ")
+    forget_connections()
+    assert Client().get("/subtasks/", headers=host).status_code == 200
+    with psycopg.connect(second_server.admin_url(), autocommit=True) as conn:
+        for table, column in (("pg_database", "datname"), ("pg_roles", "rolname")):
+            found = conn.execute(f"SELECT FROM {table} WHERE {column} = %s", [tenant.db_name])
+            assert found.fetchone() is None, table
+    # And the move itself works afterwards.
+    call_command("movetenant", SLUG, "--to", f"127.0.0.1:{second_server.port}", verbosity=0,
+                 stdout=io.StringIO())  # fmt: skip
+    assert Tenant.objects.using("owner").get(slug=SLUG).server == f"127.0.0.1:{second_server.port}"
 
 
 def test_refusals_are_one_line_and_move_nothing(moving, strategy, second_server):  # noqa: F811

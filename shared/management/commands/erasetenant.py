@@ -1,6 +1,7 @@
 import sys
 from typing import Any
 
+import psycopg
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import Error as DatabaseError
 
@@ -35,7 +36,7 @@ class Command(BaseCommand):
                 raise CommandError("not confirmed; nothing was erased")
         try:
             record, remains = erase_tenant(strategy, tenant, self._progress)
-        except DatabaseError as exc:
+        except (DatabaseError, psycopg.Error) as exc:
             raise CommandError(
                 f"erasing {slug} failed: {str(exc).strip().splitlines()[0]}. "
                 "Run the same command again to finish."

@@ -21,6 +21,12 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("slug")
         parser.add_argument("--to", required=True, metavar="HOST:PORT", help="the new server")
+        parser.add_argument(
+            "--abort",
+            action="store_true",
+            help="after a move to HOST:PORT that was killed midway: reopen the tenant where "
+            "it is and drop what the move left there",
+        )
 
     def handle(self, *args: str, slug: str, to: str, **options: Any) -> None:
         require_owner()
@@ -30,6 +36,9 @@ class Command(BaseCommand):
             raise CommandError(f"--to must be HOST:PORT, not {to!r}")
         strategy = get_strategy()
         try:
+            if options["abort"]:
+                self.stdout.write(strategy.abort_move(slug, host, int(digits)))
+                return
             moved = strategy.move_tenant(slug, host, int(digits), self._progress)
         except (ServerRefused, MoveRefused) as exc:
             raise CommandError(str(exc)) from None
