@@ -17,6 +17,7 @@ One move, drop or erase of a slug runs at a time (provisioning.slug_lock).
 from __future__ import annotations
 
 import copy
+import secrets
 import tempfile
 import time
 from collections.abc import Callable
@@ -95,10 +96,42 @@ def abort_move(slug: str, host: str, port: int) -> str:
         _reopen(tenant)
         target = copy.copy(tenant)
         target.db_host, target.db_port = host, port or None
-        if (tenant.db_host, tenant.db_port or 0) == (host, port):
+        if same_server(tenant, target):  # under any name: never drop where it is served
             return f"Reopened {slug} on {tenant.server}."
+        with provisioning.server_connection(host, port or None) as conn:
+            row = conn.execute(
+                "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s",
+                [tenant.db_name],
+            ).fetchone()
+        if row is not None and row[0] != _mark(tenant):
+            raise MoveRefused(
+                f"reopened {slug} on {tenant.server}; the database {tenant.db_name} on "
+                f"{target.server} is not one a move of it left, and was not dropped"
+            )
         provisioning.drop_database(target)
         return f"Reopened {slug} on {tenant.server}; dropped what a move left on {target.server}."
+
+
+def _mark(tenant: Tenant) -> str:
+    # On the copy while it is made: what --abort may drop.
+    return f"movetenant: copy of catalogue tenant {tenant.pk} in progress"
+
+
+def same_server(a: Tenant, b: Tenant) -> bool:
+    """Whether two places are one PostgreSQL server, whatever names reach it: a session
+    opened on one, with a name nobody else uses, is seen from the other."""
+    token = f"tenancy-{secrets.token_hex(8)}"
+    with (
+        provisioning.server_connection(a.db_host, a.db_port) as first,
+        provisioning.server_connection(b.db_host, b.db_port) as second,
+    ):
+        first.execute("SELECT set_config('application_name', %s, false)", [token])
+        return (
+            second.execute(
+                "SELECT FROM pg_stat_activity WHERE application_name = %s", [token]
+            ).fetchone()
+            is not None
+        )
 
 
 def _move(
@@ -117,9 +150,19 @@ def _move(
             data = archive.tenant_data(manifest, tables, tenant.slug)
         progress(f"creating its database on {target.server}")
         created = True  # from here a failure may have left some of it: drop what there is
-        provisioning.create_database(
-            target.db_name, target.db_host, target.db_port, generation=target.role_generation
-        )
+        try:
+            provisioning.create_database(
+                target.db_name, target.db_host, target.db_port, generation=target.role_generation
+            )
+        except provisioning.DatabaseTaken:
+            created = False  # somebody else's, made since the check: not ours to drop
+            raise
+        with provisioning.server_connection(target.db_host, target.db_port) as conn:
+            conn.execute(
+                sql.SQL("COMMENT ON DATABASE {} IS {}").format(
+                    sql.Identifier(target.db_name), sql.Literal(_mark(tenant))
+                )
+            )
         alias = alias_for(target, owner=True)
         try:
             progress(f"loading {sum(data.counts().values()):,} rows and checking them")
@@ -146,6 +189,10 @@ def _move(
         _undo(tenant, target, created)
         raise
     reopened = time.monotonic()
+    with provisioning.server_connection(target.db_host, target.db_port) as conn:
+        conn.execute(  # the tenant's database now, which no --abort may drop
+            sql.SQL("COMMENT ON DATABASE {} IS NULL").format(sql.Identifier(target.db_name))
+        )
     strategy.forget_tenant(tenant.slug)
     progress(f"dropping the source database on {tenant.server}")
     try:
@@ -160,15 +207,28 @@ def _move(
 
 
 def _undo(tenant: Tenant, target: Tenant, created: bool) -> None:
-    """Reopen the tenant where it was, first, then drop what was made of the copy, unless the
-    catalogue points at it after all (a switch whose answer was lost)."""
+    """After a failure: ask the catalogue, on a new connection, where the tenant is. Where it
+    still names the source, reopen the source and drop what was made of the copy. Where it
+    names the copy (a switch whose answer was lost), the tenant moved: leave the source closed.
+    Where it cannot be asked, change nothing: --abort decides later."""
+    connections[OWNER_ALIAS].close()
+    try:
+        where = Tenant.objects.using(OWNER_ALIAS).filter(pk=tenant.pk).first()
+    except Exception:
+        raise MoveRefused(
+            f"moving {tenant.slug} failed and the catalogue cannot be read: it stays closed; "
+            f"run movetenant {tenant.slug} --to {target.server} --abort once it can"
+        ) from None
+    if where is not None and (where.db_host, where.db_port) == (target.db_host, target.db_port):
+        raise SourceLeft(
+            f"{tenant.slug} moved to {target.server} and is served from there, but its old "
+            f"database {tenant.db_name} on {tenant.server} was not dropped: drop it there"
+        )
     try:
         _reopen(tenant)
     finally:
         if created:
-            where = Tenant.objects.using(OWNER_ALIAS).filter(pk=tenant.pk).first()
-            if where is None or (where.db_host, where.db_port) != (target.db_host, target.db_port):
-                provisioning.drop_database(target)
+            provisioning.drop_database(target)
 
 
 def _close(tenant: Tenant) -> None:

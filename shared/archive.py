@@ -101,6 +101,28 @@ def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
     tar.addfile(info, io.BytesIO(data))
 
 
+class _Capped(io.RawIOBase):
+    """The decompressed stream, refused once it passes the cap: tarfile reads a long name or a
+    pax header into memory before the member it belongs to is seen, so sizes in the headers
+    alone cannot bound what reading costs."""
+
+    def __init__(self, raw: gzip.GzipFile) -> None:
+        self.raw = raw
+        self.seen = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        count = self.raw.readinto(buffer)
+        self.seen += count
+        if self.seen > MAX_BYTES + 2**20:  # the members, and room for their headers
+            raise ArchiveRefused(
+                f"refused: the archive holds more than {MAX_BYTES:,} bytes uncompressed"
+            )
+        return count
+
+
 # What a damaged gzip or tar raises, depending on where the damage is.
 DAMAGED = (tarfile.TarError, EOFError, gzip.BadGzipFile, zlib.error, OSError)
 
@@ -112,12 +134,15 @@ def read(path: Path) -> tuple[Manifest, dict[str, bytes]]:
         raise ArchiveRefused(f"{str(path)!r} is a directory, not an archive")
     total = 0
     try:
-        with tarfile.open(path, "r:gz") as tar:
+        with (
+            gzip.open(path, "rb") as raw,
+            tarfile.open(fileobj=(capped := _Capped(raw)), mode="r|") as tar,
+        ):
             for info in tar:
                 if info.name not in MEMBERS:
                     raise ArchiveRefused(
-                        f"refused: the archive holds {info.name!r}; an archive of a tenant "
-                        f"holds only {', '.join(MEMBERS)}"
+                        f"refused: the archive holds {info.name[:100]!r}; an archive of a "
+                        f"tenant holds only {', '.join(MEMBERS)}"
                     )
                 if not info.isreg():
                     raise ArchiveRefused(f"refused: {info.name!r} is not a regular file")
@@ -131,6 +156,10 @@ def read(path: Path) -> tuple[Manifest, dict[str, bytes]]:
                 member = tar.extractfile(info)
                 assert member is not None  # a regular file
                 members[info.name] = member.read()
+            # To the end of the gzip stream, which checks its CRC: tar stops at what looks
+            # like its end, and damage can look like that.
+            while capped.read(2**16):
+                pass
     except FileNotFoundError:
         raise ArchiveRefused(f"there is no file {str(path)!r}") from None
     except ArchiveRefused:
@@ -226,7 +255,7 @@ def _bool(value: str, where: str) -> bool:
 
 
 def _reference(value: str, parents: int, where: str) -> int:
-    if not (value.isascii() and value.isdigit()) or int(value) >= parents:
+    if not (value.isascii() and value.isdigit() and len(value) <= 18) or int(value) >= parents:
         raise ArchiveRefused(f"refused: {where} refers to row {value!r}, which is not there")
     return int(value)
 

@@ -23,6 +23,10 @@ if TYPE_CHECKING:
     from shared.tenancy import TenantLike
 
 
+class TenantChanged(Exception):
+    pass
+
+
 def erase_tenant(
     strategy: Strategy, tenant: TenantLike, progress: Callable[[str], None]
 ) -> tuple[Erasure, list[str]]:
@@ -31,8 +35,12 @@ def erase_tenant(
     The digest is read just before the rows go: a write that lands in between is erased with
     them but not in the record's digest (stop writing to a tenant before erasing it)."""
     with strategy.tenant_lock(tenant.slug):
-        # Looked up again under the lock: it may have moved (multidb) since.
-        tenant = strategy.get_tenant(tenant.slug) or tenant
+        # Looked up again under the lock: it may have moved (multidb) since, or been dropped,
+        # or been dropped and made again (another tenant, which nobody confirmed erasing).
+        fresh = strategy.get_tenant(tenant.slug)
+        if fresh is None or fresh.pk != tenant.pk:
+            raise TenantChanged(f"{tenant.slug} was dropped or replaced meanwhile; nothing erased")
+        tenant = fresh
         alias = strategy.tenant_alias(tenant)
         progress("computing the digest of the rows to erase")
         try:

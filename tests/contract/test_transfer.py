@@ -276,6 +276,10 @@ REFUSALS = {
         _with(lambda n, d: d if n != "task.copy" else "\u00b2".encode() + d[d.index(b"\t") :]),
         "task.copy line 1 refers to row '\u00b2'",
     ),
+    "a-reference-too-long": (
+        _with(lambda n, d: d if n != "task.copy" else b"9" * 5000 + d[d.index(b"\t") :]),
+        "task.copy line 1 refers to row '99999",
+    ),
     "a-migration-this-project-lacks": (
         lambda p, t: rewrite(
             p, t, manifest={"migrations": [*transfer.project_migrations(), "tracker.9999_future"]}
@@ -335,6 +339,20 @@ def test_an_archive_that_inflates_past_the_limit_is_refused_before_it_is_read(
     before = strategy.row_counts()
     with pytest.raises(CommandError, match="holds more than 4,096 bytes uncompressed"):
         call_command("importtenant", str(exported), "--slug", new_slug, verbosity=0)
+    nothing_imported(strategy, new_slug, before)
+
+
+@pytest.mark.case("import-all-or-nothing")
+def test_a_name_that_inflates_past_the_limit_is_refused_while_it_is_read(
+    exported, tmp_path, strategy, new_slug, monkeypatch
+):
+    """A long member name is read before its member is seen: the stream itself is capped."""
+    monkeypatch.setattr(archive, "MAX_BYTES", 100_000)
+    long_name = tarfile.TarInfo("x" * 3_000_000)
+    bad = rewrite(exported, tmp_path / "long.tgz", extra=[(long_name, b"")])
+    before = strategy.row_counts()
+    with pytest.raises(CommandError, match="holds more than 100,000 bytes uncompressed"):
+        call_command("importtenant", str(bad), "--slug", new_slug, verbosity=0)
     nothing_imported(strategy, new_slug, before)
 
 

@@ -209,6 +209,12 @@ def test_a_move_killed_midway_is_undone_by_abort(moving, strategy, second_server
     tenant = Tenant.objects.using("owner").get(slug=SLUG)
     move._close(tenant)
     provisioning.create_database(tenant.db_name, "127.0.0.1", second_server.port)
+    with psycopg.connect(second_server.admin_url(), autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("COMMENT ON DATABASE {} IS {}").format(
+                sql.Identifier(tenant.db_name), sql.Literal(move._mark(tenant))
+            )
+        )
     host = {"host": f"{SLUG}.localhost"}
     forget_connections()
     strategy.forget_tenant(SLUG)
@@ -219,6 +225,11 @@ def test_a_move_killed_midway_is_undone_by_abort(moving, strategy, second_server
         "movetenant", SLUG, "--to", f"127.0.0.1:{second_server.port}", "--abort", stdout=out
     )
     assert out.getvalue().startswith(f"Reopened {SLUG} on the catalogue's server; dropped ")
+    # Named another way, the server the tenant is on is still where it is: nothing dropped.
+    main = connections.settings["owner"]
+    out = io.StringIO()
+    call_command("movetenant", SLUG, "--to", f"localhost:{main['PORT']}", "--abort", stdout=out)
+    assert out.getvalue() == f"Reopened {SLUG} on the catalogue's server.\n"
     forget_connections()
     assert Client().get("/subtasks/", headers=host).status_code == 200
     with psycopg.connect(second_server.admin_url(), autocommit=True) as conn:

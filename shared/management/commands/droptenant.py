@@ -4,6 +4,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from shared.db import require_owner
+from shared.db.locks import Busy
 from shared.strategy import get_strategy
 
 
@@ -25,5 +26,8 @@ class Command(BaseCommand):
             answer = input(f"Drop {slug} and all of its data? Type the slug to confirm: ")
             if answer.strip() != slug:
                 raise CommandError("not confirmed; nothing was dropped")
-        strategy.drop_tenant(slug)
+        try:
+            strategy.drop_tenant(slug)
+        except Busy as exc:
+            raise CommandError(f"{exc}; nothing was dropped") from None
         self.stdout.write(f"Dropped {slug}.")

@@ -6,7 +6,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import Error as DatabaseError
 
 from shared.db import require_owner
-from shared.erasure import erase_tenant
+from shared.db.locks import Busy
+from shared.erasure import TenantChanged, erase_tenant
 from shared.strategy import get_strategy
 
 
@@ -36,6 +37,10 @@ class Command(BaseCommand):
                 raise CommandError("not confirmed; nothing was erased")
         try:
             record, remains = erase_tenant(strategy, tenant, self._progress)
+        except TenantChanged as exc:
+            raise CommandError(str(exc)) from None
+        except Busy as exc:
+            raise CommandError(f"{exc}; nothing was erased") from None
         except (DatabaseError, psycopg.Error) as exc:
             raise CommandError(
                 f"erasing {slug} failed: {str(exc).strip().splitlines()[0]}. "
