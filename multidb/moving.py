@@ -41,6 +41,18 @@ def main_server() -> tuple[str, int]:
     return str(conf["HOST"]), int(conf["PORT"])
 
 
+def _as_catalogue_writes(host: str, port: int) -> tuple[str, int]:
+    # The catalogue writes the catalogue's own server as no server at all.
+    return ("", 0) if (host, port) == main_server() else (host, port)
+
+
+def _catalogued(slug: str) -> Tenant:
+    tenant = Tenant.objects.using(OWNER_ALIAS).filter(slug=slug).first()
+    if tenant is None:
+        raise MoveRefused(f"there is no tenant {slug}")
+    return tenant
+
+
 class SourceLeft(MoveRefused):
     """The tenant moved, but its old database could not be dropped."""
 
@@ -48,13 +60,9 @@ class SourceLeft(MoveRefused):
 def move_tenant(
     strategy: Strategy, slug: str, host: str, port: int, progress: Callable[[str], None]
 ) -> Moved:
-    # The catalogue writes the catalogue's own server as no server at all.
-    if (host, port) == main_server():
-        host, port = "", 0
+    host, port = _as_catalogue_writes(host, port)
     with provisioning.slug_lock(slug):
-        tenant = Tenant.objects.using(OWNER_ALIAS).filter(slug=slug).first()
-        if tenant is None:
-            raise MoveRefused(f"there is no tenant {slug}")
+        tenant = _catalogued(slug)
         if tenant.state != Tenant.State.READY:
             raise MoveRefused(f"{slug} is {tenant.state}, not ready: it cannot move")
         if (tenant.db_host, tenant.db_port or 0) == (host, port):
@@ -87,12 +95,9 @@ def abort_move(slug: str, host: str, port: int) -> str:
     """After a move that was killed midway: reopen the tenant where the catalogue has it, and
     drop what the move made on the server it was going to (never the database the catalogue
     points at)."""
-    if (host, port) == main_server():
-        host, port = "", 0
+    host, port = _as_catalogue_writes(host, port)
     with provisioning.slug_lock(slug):
-        tenant = Tenant.objects.using(OWNER_ALIAS).filter(slug=slug).first()
-        if tenant is None:
-            raise MoveRefused(f"there is no tenant {slug}")
+        tenant = _catalogued(slug)
         _reopen(tenant)
         target = copy.copy(tenant)
         target.db_host, target.db_port = host, port or None

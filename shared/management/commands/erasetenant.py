@@ -2,16 +2,17 @@ import sys
 from typing import Any
 
 import psycopg
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 from django.db import Error as DatabaseError
 
 from shared.db import require_owner
 from shared.db.locks import Busy
 from shared.erasure import TenantChanged, erase_tenant
+from shared.management.progress import ProgressCommand
 from shared.strategy import get_strategy
 
 
-class Command(BaseCommand):
+class Command(ProgressCommand):
     help = (
         "Erase a tenant: every row, schema or database of it. Leaves a record (slug, time, row "
         "counts, digest of what was erased) in the privileged catalogue, and checks that "
@@ -24,7 +25,6 @@ class Command(BaseCommand):
 
     def handle(self, *args: str, slug: str, yes: bool, **options: Any) -> None:
         require_owner()
-        self.verbosity = options["verbosity"]
         strategy = get_strategy()
         tenant = strategy.get_tenant(slug)
         if tenant is None:
@@ -36,7 +36,7 @@ class Command(BaseCommand):
             if answer.strip() != slug:
                 raise CommandError("not confirmed; nothing was erased")
         try:
-            record, remains = erase_tenant(strategy, tenant, self._progress)
+            record, remains = erase_tenant(strategy, tenant, self.progress)
         except TenantChanged as exc:
             raise CommandError(str(exc)) from None
         except Busy as exc:
@@ -53,7 +53,3 @@ class Command(BaseCommand):
             f"Erased {slug} at {record.erased_at:%Y-%m-%d %H:%M:%S} UTC (record {record.pk})\n"
             f"  {counts}\n  {record.digest}\n  a scan as the owner finds nothing of it"
         )
-
-    def _progress(self, what: str) -> None:
-        if self.verbosity >= 1:
-            self.stderr.write(f"  {what}...")

@@ -2,15 +2,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 from django.db import Error as DatabaseError
 
 from shared.db import require_owner
+from shared.management.progress import ProgressCommand
 from shared.strategy import get_strategy
 from shared.transfer import export_tenant
 
 
-class Command(BaseCommand):
+class Command(ProgressCommand):
     help = (
         "Write one tenant to a portable archive (a manifest and its rows, read with COPY in "
         "one snapshot), which importtenant loads into any strategy."
@@ -23,7 +24,6 @@ class Command(BaseCommand):
 
     def handle(self, *args: str, slug: str, output: Path, force: bool, **options: Any) -> None:
         require_owner()
-        self.verbosity = options["verbosity"]
         strategy = get_strategy()
         tenant = strategy.get_tenant(slug)
         if tenant is None:
@@ -34,7 +34,7 @@ class Command(BaseCommand):
             raise CommandError(f"there is no directory {str(output.parent)!r} to write into")
         started = time.monotonic()
         try:
-            exported = export_tenant(strategy, tenant, output, self._progress)
+            exported = export_tenant(strategy, tenant, output, self.progress)
         except (DatabaseError, OSError) as exc:
             raise CommandError(
                 f"exporting {slug} failed: {str(exc).strip().splitlines()[0]}; "
@@ -46,7 +46,3 @@ class Command(BaseCommand):
             f"Exported {slug} to {output} ({exported.bytes:,} bytes, "
             f"{time.monotonic() - started:.2f} s)\n  {counts}\n  {manifest.digest}"
         )
-
-    def _progress(self, what: str) -> None:
-        if self.verbosity >= 1:
-            self.stderr.write(f"  {what}...")

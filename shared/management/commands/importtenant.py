@@ -2,18 +2,19 @@ import time
 from pathlib import Path
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 from django.db import Error as DatabaseError
 
 from shared.archive import ArchiveRefused
 from shared.db import require_owner
 from shared.db.locks import Busy
+from shared.management.progress import ProgressCommand
 from shared.slugs import SlugRefused
 from shared.strategy import TenantExists, get_strategy
 from shared.transfer import DigestMismatch, import_tenant
 
 
-class Command(BaseCommand):
+class Command(ProgressCommand):
     help = (
         "Create a tenant from an archive written by exporttenant (in any strategy), all or "
         "nothing: its rows are checked against the archive's digest before and after loading."
@@ -32,12 +33,11 @@ class Command(BaseCommand):
         self, *args: str, archive: Path, slug: str | None, allow_erased: bool, **options: Any
     ) -> None:
         require_owner()
-        self.verbosity = options["verbosity"]
         strategy = get_strategy()
         started = time.monotonic()
         try:
             manifest, tenant = import_tenant(
-                strategy, archive, slug, self._progress, allow_erased=allow_erased
+                strategy, archive, slug, self.progress, allow_erased=allow_erased
             )
         except (ArchiveRefused, DigestMismatch) as exc:
             raise CommandError(f"{exc}") from None
@@ -54,7 +54,3 @@ class Command(BaseCommand):
             f"{manifest.strategy} at {manifest.exported_at} "
             f"({time.monotonic() - started:.2f} s)\n  {counts}\n  {manifest.digest}, checked"
         )
-
-    def _progress(self, what: str) -> None:
-        if self.verbosity >= 1:
-            self.stderr.write(f"  {what}...")

@@ -1,17 +1,18 @@
 from typing import Any
 
 import psycopg
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 from django.db import Error as DatabaseError
 
 from shared.archive import ArchiveRefused
 from shared.db import require_owner
 from shared.db.locks import Busy
+from shared.management.progress import ProgressCommand
 from shared.strategy import MoveRefused, ServerRefused, get_strategy
 from shared.transfer import DigestMismatch
 
 
-class Command(BaseCommand):
+class Command(ProgressCommand):
     help = (
         "Move a tenant's database to another PostgreSQL server (multidb): copy, verify, switch "
         "the catalogue, drop the source. Its requests get the 503 page meanwhile; other "
@@ -30,7 +31,6 @@ class Command(BaseCommand):
 
     def handle(self, *args: str, slug: str, to: str, **options: Any) -> None:
         require_owner()
-        self.verbosity = options["verbosity"]
         host, _, digits = to.rpartition(":")
         if not host or not digits.isdigit():
             raise CommandError(f"--to must be HOST:PORT, not {to!r}")
@@ -39,7 +39,7 @@ class Command(BaseCommand):
             if options["abort"]:
                 self.stdout.write(strategy.abort_move(slug, host, int(digits)))
                 return
-            moved = strategy.move_tenant(slug, host, int(digits), self._progress)
+            moved = strategy.move_tenant(slug, host, int(digits), self.progress)
         except (ServerRefused, MoveRefused) as exc:
             raise CommandError(str(exc)) from None
         except Busy as exc:
@@ -53,7 +53,3 @@ class Command(BaseCommand):
             f"Moved {slug} to {moved.server}: {moved.rows:,} rows, its requests got "
             f"the 503 page for {moved.closed_seconds:.1f} s"
         )
-
-    def _progress(self, what: str) -> None:
-        if self.verbosity >= 1:
-            self.stderr.write(f"  {what}...")
