@@ -76,6 +76,12 @@ def test_a_tenant_moves_to_another_server_and_back_under_load(
 
     def write() -> None:
         # As the app's runtime role, through this process's own lookups and connections.
+        try:
+            write_until_stopped()
+        finally:
+            forget_connections()  # this thread's own: they would outlive it, open
+
+    def write_until_stopped() -> None:
         n = 0
         while not stop.is_set():
             n += 1
