@@ -38,15 +38,18 @@ def private_cluster() -> Iterator[tuple[Cluster, dict[str, str]]]:
     with temporary_cluster(prefix="tenancy-bench-", settings={}) as cluster:
         credentials = Credentials.generate()
         bootstrap(cluster.admin_url(), credentials)
-        yield (
-            cluster,
-            {
-                **os.environ,
-                **credentials.database_urls("127.0.0.1", cluster.port),
-                "TENANCY_ENV_FILE": os.devnull,
-                "DJANGO_SECRET_KEY": secrets.token_urlsafe(32),
-            },
-        )
+        yield cluster, bench_env(cluster, credentials)
+
+
+def bench_env(cluster: Cluster, credentials: Credentials) -> dict[str, str]:
+    """The environment of the projects' commands and servers on ``cluster``, and on nothing
+    else: no .env file is read."""
+    return {
+        **os.environ,
+        **credentials.database_urls("127.0.0.1", cluster.port),
+        "TENANCY_ENV_FILE": os.devnull,
+        "DJANGO_SECRET_KEY": secrets.token_urlsafe(32),
+    }
 
 
 def on_private_cluster(

@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
-import secrets
 import statistics
 import sys
 import tempfile
@@ -30,6 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.common import (
+    bench_env,
     create_database,
     environment_facts,
     fresh_database,
@@ -244,12 +243,7 @@ def main(argv: list[str] | None = None) -> int:
         for cluster in clusters:
             bootstrap(cluster.admin_url(), credentials)
         cluster, second = clusters
-        env = {
-            **os.environ,
-            **credentials.database_urls("127.0.0.1", cluster.port),
-            "TENANCY_ENV_FILE": os.devnull,
-            "DJANGO_SECRET_KEY": secrets.token_urlsafe(32),
-        }
+        env = bench_env(cluster, credentials)
         for strategy in STRATEGIES:
             create_database(cluster, f"tenancy_{strategy}")
         scratch = Path(tmp)

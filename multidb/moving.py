@@ -80,14 +80,9 @@ def move_tenant(
                         f"{target.server} has {kind} named {tenant.db_name!r} already; "
                         "nothing moved"
                     )
-        source = alias_for(tenant, owner=True)
-        try:
+        with strategy.tenant_alias(tenant) as source:
             migrations = transfer.applied_migrations(source)
-        finally:
-            connections[source].close()
-        transfer.check_migrations(
-            strategy, archive.Manifest(strategy.name, slug, "", migrations, "", {}, "")
-        )
+        transfer.check_migrations(strategy, strategy.name, migrations)
         return _move(strategy, tenant, target, progress)
 
 

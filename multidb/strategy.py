@@ -158,8 +158,13 @@ class DatabasePerTenant(Strategy):
     def abort_move(self, slug: str, host: str, port: int) -> str:
         return abort_move(slug, host, port)
 
-    def tenant_alias(self, tenant: TenantLike) -> str:
-        return alias_for(cast(Tenant, tenant), owner=True)
+    @contextmanager
+    def tenant_alias(self, tenant: TenantLike) -> Iterator[str]:
+        alias = alias_for(cast(Tenant, tenant), owner=True)
+        try:
+            yield alias
+        finally:
+            connections[alias].close()  # a tenant's own database: not kept open
 
     def _load(self, data: TenantData, commit: bool, verify: Verify | None) -> Tenant:
         # A tenant that is not ready is what a killed earlier attempt left: its database may

@@ -291,11 +291,9 @@ def tenant_data(manifest: Manifest, tables: dict[str, bytes], slug: str) -> Tena
         ref = _reference(task, len(data.tasks), where)
         data.subtasks.append(SubtaskRow(ref, name, _bool(done, where), details))
     found = digest.of_data(data)
-    for table in ("account", *TABLES):
-        expected = manifest.tables.get(table) if table != "account" else None
-        if expected is not None and [expected.get("rows"), expected.get("sha256")] != list(
-            found.tables[table]
-        ):
+    for table in TABLES:
+        expected = manifest.tables[table]
+        if [expected.get("rows"), expected.get("sha256")] != list(found.tables[table]):
             raise ArchiveRefused(
                 f"refused: the archive's {table} rows do not match its manifest's digest "
                 f"({found.tables[table][0]} rows read, {expected.get('rows')} listed)"

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from django.db import connections, transaction
+from django.db import transaction
 
 from shared import digest
 from shared.db import OWNER_ALIAS
@@ -41,13 +41,9 @@ def erase_tenant(
         if fresh is None or fresh.pk != tenant.pk:
             raise TenantChanged(f"{tenant.slug} was dropped or replaced meanwhile; nothing erased")
         tenant = fresh
-        alias = strategy.tenant_alias(tenant)
         progress("computing the digest of the rows to erase")
-        try:
+        with strategy.tenant_alias(tenant) as alias:
             erased = digest.of_tenant(strategy, tenant, using=alias)
-        finally:
-            if alias != OWNER_ALIAS:
-                connections[alias].close()
         progress("erasing")
         with transaction.atomic(using=OWNER_ALIAS):
             strategy.drop_tenant(tenant.slug)

@@ -8,8 +8,8 @@ import functools
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -195,12 +195,13 @@ class Strategy(ABC):
             '(README, "A tenant\'s life")'
         )
 
-    def tenant_alias(self, tenant: TenantLike) -> str:
+    @contextmanager
+    def tenant_alias(self, tenant: TenantLike) -> Iterator[str]:
         """The connection of the privileged path to ``tenant``'s rows (read with the tenant
-        active)."""
+        active), for the block."""
         from shared.db import OWNER_ALIAS
 
-        return OWNER_ALIAS
+        yield OWNER_ALIAS
 
     @abstractmethod
     def migration_units(

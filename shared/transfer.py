@@ -16,7 +16,6 @@ from django.db.migrations.loader import MigrationLoader
 from django.db.migrations.recorder import MigrationRecorder
 
 from shared import archive, digest
-from shared.db import OWNER_ALIAS
 from shared.erasure import erasures
 from shared.strategy import TenantExists
 from shared.tenancy import activate
@@ -121,23 +120,22 @@ class Exported:
 def export_tenant(
     strategy: Strategy, tenant: TenantLike, path: Path, progress: Callable[[str], None]
 ) -> Exported:
-    alias = strategy.tenant_alias(tenant)
     with tempfile.TemporaryDirectory(prefix="exporttenant-") as scratch:
         files = {table: Path(scratch) / f"{table}.copy" for table in archive.TABLES}
-        try:
-            with activate(tenant), snapshot(alias) as connection:
-                migrations = applied_migrations(alias)
-                with connection.cursor() as cursor:
-                    for table, (sql, params) in _copy_sql(strategy, alias).items():
-                        progress(f"copying {table} rows")
-                        with open(files[table], "wb") as out, cursor.copy(sql, params) as copy:
-                            for chunk in copy:
-                                out.write(chunk)
-                progress("computing the digest")
-                found = digest.of_tenant(strategy, tenant, using=alias)
-        finally:
-            if alias != OWNER_ALIAS:  # a tenant's own database (multidb): not kept open
-                connections[alias].close()
+        with (
+            strategy.tenant_alias(tenant) as alias,
+            activate(tenant),
+            snapshot(alias) as connection,
+        ):
+            migrations = applied_migrations(alias)
+            with connection.cursor() as cursor:
+                for table, (sql, params) in _copy_sql(strategy, alias).items():
+                    progress(f"copying {table} rows")
+                    with open(files[table], "wb") as out, cursor.copy(sql, params) as copy:
+                        for chunk in copy:
+                            out.write(chunk)
+            progress("computing the digest")
+            found = digest.of_tenant(strategy, tenant, using=alias)
         manifest = archive.Manifest(
             strategy=strategy.name,
             slug=tenant.slug,
@@ -159,14 +157,13 @@ def export_tenant(
     return Exported(manifest, path.stat().st_size)
 
 
-def check_migrations(strategy: Strategy, manifest: archive.Manifest) -> None:
-    """Rows from the same strategy must come from tables at this project's migrations. From
-    another strategy the migrations' names say nothing here (each strategy has its own); the
-    columns, which the archive checked against this project's, decide."""
-    if manifest.strategy != strategy.name:
+def check_migrations(strategy: Strategy, source: str, theirs: list[str]) -> None:
+    """Rows from the same strategy (``source``) must come from tables at this project's
+    migrations. From another strategy the migrations' names say nothing here (each strategy
+    has its own); the columns, which the archive checked against this project's, decide."""
+    if source != strategy.name:
         return
     ours = project_migrations()
-    theirs = list(manifest.migrations)
     unknown = [m for m in theirs if m not in ours]
     if unknown:
         raise archive.ArchiveRefused(
@@ -191,7 +188,7 @@ def import_tenant(
 ) -> tuple[archive.Manifest, TenantLike]:
     progress(f"reading {path}")
     manifest, tables = archive.read(path)
-    check_migrations(strategy, manifest)
+    check_migrations(strategy, manifest.strategy, manifest.migrations)
     slug = slug or manifest.slug
     if strategy.get_tenant(slug) is not None:
         raise TenantExists(f"tenant {slug} exists already")

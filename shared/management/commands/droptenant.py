@@ -1,10 +1,10 @@
-import sys
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from shared.db import require_owner
 from shared.db.locks import Busy
+from shared.management.base import confirm
 from shared.strategy import get_strategy
 
 
@@ -20,12 +20,9 @@ class Command(BaseCommand):
         strategy = get_strategy()
         if strategy.get_tenant(slug) is None:
             raise CommandError(f"there is no tenant {slug}")
-        if not yes:
-            if not sys.stdin.isatty():
-                raise CommandError("not dropping without confirmation: pass --yes")
-            answer = input(f"Drop {slug} and all of its data? Type the slug to confirm: ")
-            if answer.strip() != slug:
-                raise CommandError("not confirmed; nothing was dropped")
+        confirm(
+            slug, f"Drop {slug} and all of its data?", doing="dropping", done="dropped", yes=yes
+        )
         try:
             strategy.drop_tenant(slug)
         except Busy as exc:

@@ -1,4 +1,3 @@
-import sys
 from typing import Any
 
 import psycopg
@@ -8,7 +7,7 @@ from django.db import Error as DatabaseError
 from shared.db import require_owner
 from shared.db.locks import Busy
 from shared.erasure import TenantChanged, erase_tenant
-from shared.management.progress import ProgressCommand
+from shared.management.base import ProgressCommand, confirm
 from shared.strategy import get_strategy
 
 
@@ -29,12 +28,13 @@ class Command(ProgressCommand):
         tenant = strategy.get_tenant(slug)
         if tenant is None:
             raise CommandError(f"there is no tenant {slug}")
-        if not yes:
-            if not sys.stdin.isatty():
-                raise CommandError("not erasing without confirmation: pass --yes")
-            answer = input(f"Erase {slug} and all of its data, for good? Type the slug: ")
-            if answer.strip() != slug:
-                raise CommandError("not confirmed; nothing was erased")
+        confirm(
+            slug,
+            f"Erase {slug} and all of its data, for good?",
+            doing="erasing",
+            done="erased",
+            yes=yes,
+        )
         try:
             record, remains = erase_tenant(strategy, tenant, self.progress)
         except TenantChanged as exc:

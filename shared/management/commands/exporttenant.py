@@ -6,7 +6,7 @@ from django.core.management.base import CommandError, CommandParser
 from django.db import Error as DatabaseError
 
 from shared.db import require_owner
-from shared.management.progress import ProgressCommand
+from shared.management.base import ProgressCommand
 from shared.strategy import get_strategy
 from shared.transfer import export_tenant
 

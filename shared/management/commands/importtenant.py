@@ -8,7 +8,7 @@ from django.db import Error as DatabaseError
 from shared.archive import ArchiveRefused
 from shared.db import require_owner
 from shared.db.locks import Busy
-from shared.management.progress import ProgressCommand
+from shared.management.base import ProgressCommand
 from shared.slugs import SlugRefused
 from shared.strategy import TenantExists, get_strategy
 from shared.transfer import DigestMismatch, import_tenant
