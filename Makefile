@@ -14,7 +14,7 @@ space := $(subst ,, )
 export PGPORT
 
 .DEFAULT_GOAL := help
-.PHONY: help install check-strategy up serve down test lint format lock bench-install bench bench-scale bench-load bench-tenants bench-lifecycle slides slides-install clean
+.PHONY: help install check-strategy up serve worker down test lint format lock bench-install bench bench-scale bench-load bench-tenants bench-lifecycle slides slides-install clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -52,8 +52,12 @@ serve: check-strategy install ## Migrate, add ACCOUNTS test accounts if empty, s
 	@$(PY) $(STRATEGY)/manage.py check --database default
 	@echo "Serving $(STRATEGY): http://tenant-1.localhost:$(PORT)/ (tenant index: http://localhost:$(PORT)/)"
 	@echo "Ctrl-C stops the server; 'make down' stops PostgreSQL."
+	@echo "Background tasks: 'make worker STRATEGY=$(STRATEGY)' in another shell runs them."
 	@exec $(VENV)/bin/gunicorn $(STRATEGY).wsgi --bind 127.0.0.1:$(PORT) --workers $(WORKERS) \
 		--access-logfile - --log-level warning
+
+worker: check-strategy install ## Run STRATEGY's background tasks, each in its tenant (database already up)
+	@exec $(PY) $(STRATEGY)/manage.py runworker
 
 down: ## Stop PostgreSQL (compose or the local cluster); data is kept
 	@if docker info >/dev/null 2>&1; then docker compose down; \

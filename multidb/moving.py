@@ -152,7 +152,12 @@ def _move(
         created = True  # from here a failure may have left some of it: drop what there is
         try:
             provisioning.create_database(
-                target.db_name, target.db_host, target.db_port, generation=target.role_generation
+                target.db_name,
+                target.db_host,
+                target.db_port,
+                generation=target.role_generation,
+                statement_timeout=tenant.statement_timeout,
+                connection_limit=tenant.connection_limit,
             )
         except provisioning.DatabaseTaken:
             created = False  # somebody else's, made since the check: not ours to drop

@@ -25,10 +25,12 @@ from django.db import connections
 from django.db.migrations.executor import MigrationExecutor
 from psycopg import sql
 
+from multidb.catalogue.models import DEFAULT_CONNECTION_LIMIT
 from multidb.credentials import role_password
 from multidb.routing import alias_for, forget
 from shared.db import OWNER_ALIAS, RUNTIME_ALIAS, connect_directly
 from shared.db.locks import advisory_lock
+from shared.models import DEFAULT_STATEMENT_TIMEOUT_MS
 
 if TYPE_CHECKING:
     from multidb.catalogue.models import Tenant
@@ -210,12 +212,60 @@ def slug_lock(slug: str) -> AbstractContextManager[None]:
     return advisory_lock("tenancy.multidb.provision", slug)
 
 
-def create_database(
-    name: str, host: str = "", port: int | None = None, *, generation: int = 1, adopt: bool = False
+def apply_limits(
+    conn: psycopg.Connection, name: str, statement_timeout: int, connection_limit: int
 ) -> None:
-    """Create the tenant's database from the template, and its role. An existing database is
-    used only when ``adopt`` says the catalogue recorded it as this tenant's (an earlier
-    attempt made it); otherwise ``DatabaseTaken``."""
+    """The tenant's limits, as its database's own settings: every session that opens on it
+    afterwards has them, at no cost per transaction (sessions already open keep theirs)."""
+    database = sql.Identifier(name)
+    conn.execute(
+        sql.SQL("ALTER DATABASE {} SET statement_timeout = {}").format(
+            database, sql.Literal(str(statement_timeout))
+        )
+    )
+    conn.execute(
+        sql.SQL("ALTER DATABASE {} CONNECTION LIMIT {}").format(
+            database, sql.Literal(connection_limit)
+        )
+    )
+
+
+def database_limits(conn: psycopg.Connection, name: str) -> tuple[int | None, int] | None:
+    """What the server applies to database ``name``: (statement timeout in ms, or None when
+    it has no setting of its own; connection limit); None when there is no such database."""
+    row = conn.execute(
+        "SELECT (SELECT substring(s FROM '^statement_timeout=(.*)$') "
+        "        FROM pg_db_role_setting r, unnest(r.setconfig) s "
+        "        WHERE r.setdatabase = d.oid AND r.setrole = 0 "
+        "        AND s LIKE 'statement\\_timeout=%%'), "
+        "d.datconnlimit FROM pg_database d WHERE d.datname = %s",
+        [name],
+    ).fetchone()
+    if row is None:
+        return None
+    timeout = None if row[0] is None else _milliseconds(row[0])
+    return timeout, int(row[1])
+
+
+def _milliseconds(value: str) -> int:
+    units = {"us": 0.001, "ms": 1, "s": 1000, "min": 60_000, "h": 3_600_000, "d": 86_400_000}
+    number = value.rstrip("abcdefghijklmnopqrstuvwxyz")
+    return round(float(number) * units.get(value[len(number) :] or "ms", 1))
+
+
+def create_database(
+    name: str,
+    host: str = "",
+    port: int | None = None,
+    *,
+    generation: int = 1,
+    adopt: bool = False,
+    statement_timeout: int = DEFAULT_STATEMENT_TIMEOUT_MS,
+    connection_limit: int = DEFAULT_CONNECTION_LIMIT,
+) -> None:
+    """Create the tenant's database from the template, and its role, with the tenant's limits.
+    An existing database is used only when ``adopt`` says the catalogue recorded it as this
+    tenant's (an earlier attempt made it); otherwise ``DatabaseTaken``."""
     with server_connection(host, port) as conn:
         if database_exists(conn, name) and not adopt:
             raise DatabaseTaken(f"a database {name!r} exists and is no tenant's")
@@ -225,6 +275,7 @@ def create_database(
             if not database_exists(conn, name):
                 create_closed(conn, name, place.db_name)
         restrict_connect(conn, name, role=name)
+        apply_limits(conn, name, statement_timeout, connection_limit)
         open_database(conn, name)
     alias = alias_for(Place(f"_new@{name}", name, host, port), owner=True)
     try:

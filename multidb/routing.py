@@ -67,15 +67,25 @@ def alias_for(tenant: Placed, *, owner: bool = False) -> str:
     }
     if not owner:  # the tenant's own role (multidb.provisioning), never one shared by all
         password = role_password(tenant.db_name, tenant.role_generation)
-        where |= {"USER": tenant.db_name, "PASSWORD": password}
+        where |= {
+            "USER": tenant.db_name,
+            "PASSWORD": password,
+            # The statement timeout is the database's own setting, which a session gets when it
+            # opens (multidb.provisioning.apply_limits): a changed limit needs new connections,
+            # and the warm pool keys its connections by this too (multidb.db.base).
+            "LIMITS": getattr(tenant, "statement_timeout", None),
+        }
     known = connections.settings.get(alias)
-    if known is not None and any(known[k] != v for k, v in where.items()):
-        _unregister(alias)  # moved, or a new password: never keep the old connection
+    if known is not None and any(known.get(k) != v for k, v in where.items()):
+        _unregister(alias)  # moved, new limits or password: never keep the old connection
         known = None
     if known is None:
         conf = copy.deepcopy(base)
         options = dict(conf.get("OPTIONS", {}))
         options.pop("pool", None)  # one pool per tenant would multiply connections by tenants
+        if not owner:
+            # pg_stat_activity names the tenant of each session (PgBouncer passes it on).
+            options["application_name"] = getattr(tenant, "slug", tenant.db_name)
         conf.update(
             **where,
             OPTIONS=options,

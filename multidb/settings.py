@@ -7,7 +7,7 @@ WSGI_APPLICATION = "multidb.wsgi.application"
 INSTALLED_APPS = ["multidb.catalogue", "multidb.tracker", *INSTALLED_APPS]
 MIDDLEWARE = [*MIDDLEWARE, "multidb.middleware.TenantAtomicRequests"]
 TENANCY_STRATEGY = "multidb.strategy.DatabasePerTenant"
-DATABASE_ROUTERS = ["multidb.routing.TenantRouter"]
+DATABASE_ROUTERS = ["shared.db.router.TaskQueueAsOwner", "multidb.routing.TenantRouter"]
 
 # Connections to tenant databases that one process keeps open, idle or in use, shared by
 # its threads (multidb/db/warm.py, multidb/README.md).

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from functools import partial
 from typing import TYPE_CHECKING, Any, cast
 
@@ -15,7 +15,7 @@ from multidb.moving import abort_move, move_tenant
 from multidb.provisioning import Place
 from multidb.routing import alias_for
 from shared.copy import load_contained
-from shared.db import OWNER_ALIAS
+from shared.db import OWNER_ALIAS, RUNTIME_ALIAS
 from shared.migrating import Result, Unit
 from shared.slugs import SlugRefused
 from shared.strategy import TABLES, Moved, Strategy, TenantExists
@@ -23,6 +23,8 @@ from shared.tenancy import TenantLike, activate, get_current_tenant
 from shared.testdata import TenantData
 
 if TYPE_CHECKING:
+    from django_tasks_db.models import DBTaskResult
+
     from shared.strategy import Verify
 
 
@@ -32,6 +34,86 @@ class DatabasePerTenant(Strategy):
 
     def model(self, name: str) -> type[Model]:
         return apps.get_model("tracker", name)
+
+    def tenant_model(self) -> type[Tenant]:
+        return Tenant
+
+    def limits(self, tenant: TenantLike, *, privileged: bool = False) -> dict[str, Any]:
+        tenant = cast(Tenant, tenant)
+        limits: dict[str, Any] = {
+            "statement_timeout_ms": tenant.statement_timeout,
+            "connection_limit": tenant.connection_limit,
+        }
+        if privileged:  # what its database's server applies, which may differ
+            with provisioning.server_connection(tenant.db_host, tenant.db_port) as conn:
+                applied = provisioning.database_limits(conn, tenant.db_name)
+            if applied is not None and applied != (
+                tenant.statement_timeout,
+                tenant.connection_limit,
+            ):
+                limits["database_applies"] = {
+                    "statement_timeout_ms": applied[0],
+                    "connection_limit": applied[1],
+                }
+        return limits
+
+    def recorded_error(self, slug: str) -> str:
+        found = Tenant.objects.using(OWNER_ALIAS).filter(slug=slug).first()
+        if found is None:
+            return ""
+        if found.error:
+            return f"provisioning: {found.error}"
+        return f"migration: {found.migration_error}" if found.migration_error else ""
+
+    def save_task(
+        self, row: DBTaskResult[Any, Any], tenant: TenantLike | None, enqueued: Callable[[], None]
+    ) -> None:
+        # The queue is in the catalogue's database, not the tenant's: a transaction cannot
+        # span both, so the row is written once the tenant's transaction has committed (at
+        # once outside one). A process that dies between the two loses the task; see README.
+        def save() -> None:
+            row.save(using=RUNTIME_ALIAS, force_insert=True)
+            enqueued()
+
+        if tenant is None:
+            save()
+        else:
+            transaction.on_commit(save, using=alias_for(cast(Tenant, tenant)))
+
+    def task_atomic(self, tenant: TenantLike | None) -> AbstractContextManager[object]:
+        if tenant is None:
+            return nullcontext()
+        return transaction.atomic(using=alias_for(cast(Tenant, tenant)))
+
+    def set_limits(
+        self,
+        slug: str,
+        *,
+        statement_timeout: int | None = None,
+        connection_limit: int | None = None,
+    ) -> None:
+        with provisioning.slug_lock(slug):  # not while it moves
+            tenant = Tenant.objects.using(OWNER_ALIAS).get(slug=slug)
+            if statement_timeout is not None:
+                tenant.statement_timeout = statement_timeout
+            if connection_limit is not None:
+                tenant.connection_limit = connection_limit
+            with provisioning.server_connection(tenant.db_host, tenant.db_port) as conn:
+                provisioning.apply_limits(
+                    conn, tenant.db_name, tenant.statement_timeout, tenant.connection_limit
+                )
+                # Sessions keep the settings they opened with: end the tenant's, so that pools
+                # (each process's warm connections, PgBouncer's) open new ones with the new
+                # limits. The owner cannot tell an idle session of another role's from a busy
+                # one (pg_stat_activity hides its state), so a request of this tenant's that
+                # is running just then gets the 503 page.
+                conn.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = %s AND usename = %s",
+                    [tenant.db_name, tenant.db_name],
+                )
+            tenant.save(using=OWNER_ALIAS, update_fields=["statement_timeout", "connection_limit"])
+        self.forget_tenant(slug)
 
     def holds_tenant_per_transaction(self) -> bool:
         return True  # activation picks a database; it sets nothing in any session
@@ -98,6 +180,8 @@ class DatabasePerTenant(Strategy):
                 tenant.db_port,
                 generation=tenant.role_generation,
                 adopt=not created,
+                statement_timeout=tenant.statement_timeout,
+                connection_limit=tenant.connection_limit,
             )
             tenant.migration = provisioning.applied_label(alias_for(tenant, owner=True))
         except provisioning.DatabaseTaken as exc:

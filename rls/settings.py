@@ -6,7 +6,7 @@ ROOT_URLCONF = "rls.urls"
 WSGI_APPLICATION = "rls.wsgi.application"
 INSTALLED_APPS = ["rls.tracker", *INSTALLED_APPS]
 TENANCY_STRATEGY = "rls.strategy.RowLevelSecurity"
-DATABASE_ROUTERS = ["rls.db.router.MigrationsAsOwner"]
+DATABASE_ROUTERS = ["shared.db.router.TaskQueueAsOwner", "rls.db.router.MigrationsAsOwner"]
 
 DATABASES = {
     # The web server's connection: the runtime role, subject to every policy. The backend sets

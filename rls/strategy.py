@@ -32,9 +32,14 @@ class RowLevelSecurity(Strategy):
     # index need, and nothing more.
     def get_tenant(self, slug: str) -> Account | None:
         with connections[RUNTIME_ALIAS].cursor() as cursor:
-            cursor.execute("SELECT id, slug, name FROM tracker_account_by_slug(%s)", [slug])
+            cursor.execute(
+                "SELECT id, slug, name, statement_timeout FROM tracker_account_by_slug(%s)",
+                [slug],
+            )
             row = cursor.fetchone()
-        return Account(id=row[0], slug=row[1], name=row[2]) if row else None
+        if row is None:
+            return None
+        return Account(id=row[0], slug=row[1], name=row[2], statement_timeout=row[3])
 
     def list_tenants(self) -> list[Account]:
         return list(Account.objects.cross_tenant().order_by("slug").only("slug", "name"))

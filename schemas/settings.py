@@ -9,7 +9,16 @@ INSTALLED_APPS = [*INSTALLED_APPS, "django_pgschemas", "schemas.customers", "sch
 TENANCY_STRATEGY = "schemas.strategy.SchemaPerTenant"
 
 TENANTS = {
-    "public": {"APPS": ["django_pgschemas", "shared", "schemas.customers"]},
+    # The task queue is in public: one table for every tenant's tasks (shared.tasks).
+    "public": {
+        "APPS": [
+            "django_pgschemas",
+            "shared",
+            "django_tasks",
+            "django_tasks_db",
+            "schemas.customers",
+        ]
+    },
     "default": {
         "TENANT_MODEL": "customers.Account",
         "DOMAIN_MODEL": "customers.Domain",
@@ -19,7 +28,10 @@ TENANTS = {
         "CLONE_REFERENCE": "reference",
     },
 }
-DATABASE_ROUTERS = ["django_pgschemas.routers.TenantAppsRouter"]
+DATABASE_ROUTERS = [
+    "shared.db.router.TaskQueueAsOwner",
+    "django_pgschemas.routers.TenantAppsRouter",
+]
 # No sessions here. django-pgschemas 1.1.1's system checks import the session model whenever
 # the session engine is database-backed (the default), installed or not.
 SESSION_ENGINE = "django.contrib.sessions.backends.signed_cookies"

@@ -40,6 +40,13 @@ class SchemaPerTenant(Strategy):
     def model(self, name: str) -> type[Model]:
         return apps.get_model("tracker", name)
 
+    def tenant_model(self) -> type[Account]:
+        return Account
+
+    def recorded_error(self, slug: str) -> str:
+        found = Account.objects.using(OWNER_ALIAS).filter(slug=slug).first()
+        return f"migration: {found.migration_error}" if found and found.migration_error else ""
+
     def get_tenant(self, slug: str) -> Account | None:
         domain = (
             Domain.objects.select_related("tenant")

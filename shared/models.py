@@ -5,10 +5,19 @@ from django.contrib.auth.hashers import check_password, make_password
 from django.db import models
 from django.utils import timezone
 
+# A tenant's statements stop after this long unless its own limit says otherwise.
+DEFAULT_STATEMENT_TIMEOUT_MS = 5000
+
 
 class AbstractAccount(models.Model):
     slug = models.SlugField(max_length=63, unique=True)
     name = models.CharField(max_length=200)
+    # How long one statement of this tenant's may run, in milliseconds (0: no limit). A
+    # statement past it is cancelled, and its request gets the 503 page: one tenant's slow
+    # query cannot hold a connection, and the workers, that the others need.
+    statement_timeout = models.PositiveIntegerField(
+        default=DEFAULT_STATEMENT_TIMEOUT_MS, db_default=DEFAULT_STATEMENT_TIMEOUT_MS
+    )
 
     class Meta:
         abstract = True
@@ -42,6 +51,9 @@ class AbstractUser(models.Model):
 class AbstractProject(models.Model):
     name = models.CharField(max_length=200)
     details = models.TextField(blank=True)
+    # Percent of the project's subtasks that are complete, as the recompute_progress task last
+    # found it (None: never computed). Derived, so neither exported nor part of the digest.
+    progress = models.PositiveSmallIntegerField(null=True, blank=True)
 
     class Meta:
         abstract = True

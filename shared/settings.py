@@ -19,10 +19,19 @@ TENANCY_BASE_DOMAIN = env("TENANCY_BASE_DOMAIN", "localhost").lower()
 # On by default only where the base domain is localhost.
 # How long a process remembers a tenant it found by its Host (shared.strategy.find_tenant).
 TENANCY_TENANT_CACHE_SECONDS = float(env("TENANCY_TENANT_CACHE_SECONDS", "2"))
+# Each tenant's statement timeout and its name in application_name, set with the tenant for
+# every transaction (shared.models.AbstractAccount.statement_timeout). Off only to measure what
+# they cost (make bench-tasks).
+TENANCY_TENANT_LIMITS = env_bool("TENANCY_TENANT_LIMITS", True)
+# A monitor's key to the bare host's /health/tenants (shared.health); unset: no such page.
+TENANCY_HEALTH_TOKEN = env("TENANCY_HEALTH_TOKEN", "")
 TENANCY_INDEX = env_bool("TENANCY_INDEX", TENANCY_BASE_DOMAIN == "localhost")
 ALLOWED_HOSTS = [TENANCY_BASE_DOMAIN, "." + TENANCY_BASE_DOMAIN, "127.0.0.1", "[::1]"]
 
-INSTALLED_APPS = ["shared"]
+INSTALLED_APPS = ["shared", "django_tasks", "django_tasks_db"]
+
+# Background tasks (shared.tasks): each records its tenant; `manage.py runworker` runs them.
+TASKS = {"default": {"BACKEND": "shared.tasks.TenantDatabaseBackend"}}
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",

@@ -18,6 +18,7 @@ from django.utils.module_loading import import_string
 
 if TYPE_CHECKING:
     from django.db.models import Model, QuerySet
+    from django_tasks_db.models import DBTaskResult
 
     from shared.migrating import Unit
     from shared.tenancy import TenantLike
@@ -229,6 +230,63 @@ class Strategy(ABC):
         from shared.db.per_transaction import PerTransactionSetting
 
         return isinstance(connections[RUNTIME_ALIAS], PerTransactionSetting)
+
+    def save_task(
+        self, row: DBTaskResult[Any, Any], tenant: TenantLike | None, enqueued: Callable[[], None]
+    ) -> None:
+        """Write a task's queue row (shared.tasks), then call ``enqueued``. Here: on the
+        runtime connection, inside whatever transaction it has open, so the task is enqueued
+        only if that transaction commits."""
+        from shared.db import RUNTIME_ALIAS
+
+        row.save(using=RUNTIME_ALIAS, force_insert=True)
+        enqueued()
+
+    def task_atomic(self, tenant: TenantLike | None) -> AbstractContextManager[object]:
+        """The transaction a task runs in, on the runtime connection that serves ``tenant``
+        (which is active): a task's writes are all or nothing, like a request's."""
+        from django.db import transaction
+
+        from shared.db import RUNTIME_ALIAS
+
+        return transaction.atomic(using=RUNTIME_ALIAS)
+
+    def set_limits(
+        self,
+        slug: str,
+        *,
+        statement_timeout: int | None = None,
+        connection_limit: int | None = None,
+    ) -> None:
+        """Change a tenant's limits (``None``: leave as is). The statement timeout applies from
+        the tenant's next transaction; a connection limit only where a tenant has a database
+        of its own (multidb)."""
+        from shared.db import OWNER_ALIAS
+
+        if connection_limit is not None:
+            raise ServerRefused(
+                f"the {self.name} strategy has no database per tenant: a tenant's connections "
+                "cannot be limited apart from the others'"
+            )
+        if statement_timeout is not None:
+            self.tenant_model()._default_manager.using(OWNER_ALIAS).filter(slug=slug).update(
+                statement_timeout=statement_timeout
+            )
+        self.forget_tenant(slug)
+
+    def limits(self, tenant: TenantLike, *, privileged: bool = False) -> dict[str, Any]:
+        """The tenant's limits, for the health report (``privileged``: the owner role may look
+        at what the server applies)."""
+        return {"statement_timeout_ms": getattr(tenant, "statement_timeout", None)}
+
+    def recorded_error(self, slug: str) -> str:
+        """The last error the strategy recorded for the tenant (a failed migration, say)."""
+        return ""
+
+    def tenant_model(self) -> type[Model]:
+        """The model whose rows are the tenants (each strategy's Account, multidb's catalogue
+        Tenant)."""
+        return self.model("account")
 
     @abstractmethod
     def model(self, name: str) -> type[Model]:

@@ -7,4 +7,5 @@ urlpatterns = [
     path("subtasks/", views.subtask_list, name="subtask-list"),
     path("subtasks/<int:page>/", views.subtask_list, name="subtask-page"),
     path("healthz", views.healthz, name="healthz"),
+    path("health/tenants", views.tenant_health, name="tenant-health"),
 ]

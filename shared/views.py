@@ -1,3 +1,4 @@
+import hmac
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -12,6 +13,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_safe
 from django.views.defaults import server_error as server_error_page
 
+from shared import health
 from shared.middleware import TenantRequest
 from shared.pages import PAGE_SIZE
 from shared.strategy import get_strategy
@@ -105,13 +107,56 @@ def server_error(request: HttpRequest) -> HttpResponse:
 
     Django calls this while it handles the exception, so the exception is still current.
     """
-    if database_unavailable(sys.exc_info()[1]):
+    exc = sys.exc_info()[1]
+    if database_unavailable(exc):
+        tenant = getattr(request, "tenant", None)
+        if tenant is not None and exc is not None:
+            health.record_error(tenant.slug, exc)
+        timed_out = _caused_by(exc, psycopg.errors.QueryCanceled)
         response = render(
-            request, "503.html", {"tenant": getattr(request, "tenant", None)}, status=503
+            request, "503.html", {"tenant": tenant, "timed_out": timed_out}, status=503
         )
         response["Retry-After"] = "5"
         return response
     return server_error_page(request)
+
+
+def _caused_by(exc: BaseException | None, kind: type[BaseException]) -> bool:
+    while exc is not None:
+        if isinstance(exc, kind):
+            return True
+        exc = exc.__cause__
+    return False
+
+
+@require_safe
+def tenant_health(request: TenantRequest) -> JsonResponse:
+    """Each tenant's health (shared.health), on the bare host, for a monitor that presents
+    ``Authorization: Bearer <TENANCY_HEALTH_TOKEN>``; a 404 while no token is configured, as
+    if there were no such page. ``?tenant=<slug>`` (repeatable) names the tenants to check;
+    without it, every tenant the runtime role can list."""
+    token = settings.TENANCY_HEALTH_TOKEN
+    if not token or request.tenant is not None:
+        raise Http404("There is no such page.")
+    given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+    if not hmac.compare_digest(given.encode(), token.encode()):
+        return JsonResponse({"error": "a valid bearer token is needed"}, status=401)
+    strategy = get_strategy()
+    slugs = request.GET.getlist("tenant")
+    try:
+        found = health.report(strategy, privileged=False, slugs=slugs or None)
+    except db.DatabaseError as exc:
+        return JsonResponse(
+            {
+                "error": f"the tenants cannot be listed here ({health.first_line(exc)}): "
+                "name them with ?tenant=<slug>"
+            },
+            status=400,
+        )
+    status = 200 if all(h.reachable for h in found) else 503
+    return JsonResponse(
+        {"strategy": strategy.name, "tenants": [h.as_dict() for h in found]}, status=status
+    )
 
 
 def database_unavailable(exc: BaseException | None) -> bool:

@@ -5,6 +5,8 @@ from django.db import models
 
 from shared.models import AbstractAccount
 
+DEFAULT_CONNECTION_LIMIT = 20
+
 
 class Tenant(AbstractAccount):
     class State(models.TextChoices):
@@ -23,6 +25,11 @@ class Tenant(AbstractAccount):
     migration_error = models.TextField(blank=True)
     # Which password the tenant's database role has (multidb.provisioning.role_password).
     role_generation = models.PositiveIntegerField(default=1)
+    # Sessions the tenant's database accepts at once (its CONNECTION LIMIT), every role's
+    # counted; -1: no limit.
+    connection_limit = models.IntegerField(
+        default=DEFAULT_CONNECTION_LIMIT, db_default=DEFAULT_CONNECTION_LIMIT
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

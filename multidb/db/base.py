@@ -18,7 +18,10 @@ WAIT_SECONDS = 5.0
 
 class DatabaseWrapper(base.DatabaseWrapper):
     def get_new_connection(self, conn_params: dict[str, Any]) -> psycopg.Connection:
-        self._warm_key = tuple(sorted((k, str(v)) for k, v in conn_params.items()))
+        self._warm_key = (
+            *sorted((k, str(v)) for k, v in conn_params.items()),
+            ("limits", str(self.settings_dict.get("LIMITS"))),
+        )
         connection: psycopg.Connection = pool.take(
             self._warm_key,
             lambda: super(DatabaseWrapper, self).get_new_connection(conn_params),

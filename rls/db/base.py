@@ -3,10 +3,17 @@ value row-level security reads (see shared.db.per_transaction for why per transa
 
 from typing import Any
 
+from django.conf import settings
 from django.db.backends.postgresql import base
 
 from shared.db.per_transaction import PerTransactionSetting
 from shared.tenancy import get_current_tenant
+
+# What the statement that sets the tenant also sets, from the tenant's row ``a``.
+LIMITS = (
+    ", set_config('statement_timeout', a.statement_timeout::text, true)"
+    ", set_config('application_name', a.slug, true)"
+)
 
 
 class DatabaseWrapper(PerTransactionSetting, base.DatabaseWrapper):
@@ -19,12 +26,15 @@ class DatabaseWrapper(PerTransactionSetting, base.DatabaseWrapper):
 
     def checked_setting(self, value: str) -> tuple[str, list[Any]] | None:
         # The tenant may have been found a moment ago (shared.strategy.find_tenant): set it
-        # only if that account still exists under that slug, in the same round trip.
+        # only if that account still exists under that slug, in the same round trip. The
+        # same statement applies the tenant's own statement timeout, read from its row, and
+        # names it in application_name (pg_stat_activity), for this transaction only.
         tenant = get_current_tenant()
         if tenant is None or value == "":
             return None
+        limits = LIMITS if settings.TENANCY_TENANT_LIMITS else ""
         return (
-            "SELECT set_config('app.account_id', %s, true) "
-            "FROM tracker_account_by_slug(%s) WHERE id = %s",
+            f"SELECT set_config('app.account_id', %s, true){limits} "
+            "FROM tracker_account_by_slug(%s) AS a WHERE a.id = %s",
             [value, tenant.slug, tenant.pk],
         )

@@ -11,11 +11,18 @@ carrying whatever search_path another client left there. Here the path is set wi
 import functools
 from typing import Any
 
+from django.conf import settings
 from django_pgschemas.postgresql import base
 from django_pgschemas.postgresql.base import get_search_path
 from django_pgschemas.schema import get_current_schema
 
 from shared.db.per_transaction import PerTransactionSetting
+
+# What the statement that sets the path also sets, from the tenant's row ``a``.
+LIMITS = (
+    ", set_config('statement_timeout', a.statement_timeout::text, true)"
+    ", set_config('application_name', a.slug, true)"
+)
 
 
 class DatabaseWrapper(PerTransactionSetting, base.DatabaseWrapper):
@@ -38,16 +45,19 @@ class DatabaseWrapper(PerTransactionSetting, base.DatabaseWrapper):
         name = getattr(schema, "schema_name", "public")
         if name == "public" or value == self.value_when_unset:
             return None
-        return _checked_sql(), [value, name, getattr(schema, "pk", None)]
+        sql = _checked_sql(settings.TENANCY_TENANT_LIMITS)
+        return sql, [value, name, getattr(schema, "pk", None)]
 
 
 @functools.cache
-def _checked_sql() -> str:
+def _checked_sql(limits: bool) -> str:
     # Built once, on first use: the model is not importable while the backend module loads.
     from schemas.customers.models import Account
 
+    # With the path, the tenant's own statement timeout and its name in application_name
+    # (pg_stat_activity), for this transaction only.
     return (
-        "SELECT set_config('search_path', %s, true) FROM pg_namespace "
+        f"SELECT set_config('search_path', %s, true){LIMITS if limits else ''} FROM pg_namespace "
         f"JOIN public.{Account._meta.db_table} AS a ON a.schema_name = nspname "
         "WHERE nspname = %s AND a.id = %s"
     )

@@ -1,0 +1,43 @@
+"""A per-tenant statement timeout, which the statement that sets a transaction's search_path
+applies (schemas/db/base.py); and, on the task queue in public (shared.tasks), a check in the
+database that a task the runtime role enqueues records the tenant whose schema its transaction
+is set to, or none (a cross-tenant task). Not FORCEd: the worker claims every tenant's tasks
+through the owner's connection."""
+
+from django.db import migrations, models
+
+from shared.db.grants import runtime_role
+
+QUEUE = "django_tasks_database_dbtaskresult"
+
+
+def queue_policy(apps, schema_editor):
+    role = schema_editor.quote_name(runtime_role())
+    schema_editor.execute(f"ALTER TABLE {QUEUE} ENABLE ROW LEVEL SECURITY")
+    schema_editor.execute(
+        f"CREATE POLICY task_of_own_tenant ON {QUEUE} FOR INSERT TO {role} WITH CHECK ("
+        "args_kwargs -> 'tenant' = 'null'::jsonb "
+        "OR args_kwargs #>> '{tenant,id}' = (SELECT a.id::text FROM public.customers_account a "
+        "WHERE a.schema_name = current_schema()))"
+    )
+
+
+def drop_queue_policy(apps, schema_editor):
+    schema_editor.execute(f"DROP POLICY task_of_own_tenant ON {QUEUE}")
+    schema_editor.execute(f"ALTER TABLE {QUEUE} DISABLE ROW LEVEL SECURITY")
+
+
+class Migration(migrations.Migration):
+    dependencies = [
+        ("customers", "0002_runtime_rights_per_schema"),
+        ("shared", "0002_task_queue_rights"),
+    ]
+
+    operations = [
+        migrations.AddField(
+            model_name="account",
+            name="statement_timeout",
+            field=models.PositiveIntegerField(db_default=5000, default=5000),
+        ),
+        migrations.RunPython(queue_policy, drop_queue_policy),
+    ]

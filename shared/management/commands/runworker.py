@@ -1,0 +1,76 @@
+import os
+import signal
+import socket
+import threading
+from types import FrameType
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from shared.db import require_owner
+from shared.worker import work
+
+
+class Command(BaseCommand):
+    help = (
+        "Run queued tasks, each in the tenant it was enqueued in (shared.tasks). Ctrl-C or "
+        "SIGTERM stops it once the task it is running has finished."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--queue",
+            action="append",
+            dest="queues",
+            metavar="NAME",
+            help="run only this queue's tasks (repeatable; default: every queue)",
+        )
+        parser.add_argument(
+            "--interval",
+            type=float,
+            default=0.5,
+            help="seconds to wait when no task is ready (default 0.5)",
+        )
+        parser.add_argument(
+            "--batch", action="store_true", help="run the tasks that are ready, then stop"
+        )
+        parser.add_argument("--max-tasks", type=int, help="stop after this many tasks")
+
+    def handle(
+        self,
+        *args: Any,
+        queues: list[str] | None,
+        interval: float,
+        batch: bool,
+        max_tasks: int | None,
+        **options: Any,
+    ) -> None:
+        require_owner()
+        if interval < 0 or (max_tasks is not None and max_tasks < 1):
+            raise CommandError("--interval must be 0 or more, and --max-tasks 1 or more")
+        stop = threading.Event()
+
+        def finish(signum: int, frame: FrameType | None) -> None:
+            if stop.is_set():
+                raise KeyboardInterrupt  # asked twice: stop now (the task is recorded failed)
+            self.stderr.write("Stopping once the running task has finished (again: at once).")
+            stop.set()
+
+        signal.signal(signal.SIGINT, finish)
+        signal.signal(signal.SIGTERM, finish)
+        worker_id = f"{socket.gethostname()}:{os.getpid()}"[:64]
+        if options["verbosity"] >= 1:
+            self.stderr.write(
+                f"Worker {worker_id} running {', '.join(queues) if queues else 'every'} "
+                f"queue's tasks{'' if batch else '; Ctrl-C stops it'}."
+            )
+        ran = work(
+            worker_id=worker_id,
+            queues=queues,
+            interval=interval,
+            batch=batch,
+            max_tasks=max_tasks,
+            stop=stop,
+        )
+        if options["verbosity"] >= 1:
+            self.stderr.write(f"Ran {ran} task{'' if ran == 1 else 's'}.")

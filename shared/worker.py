@@ -1,0 +1,120 @@
+"""The worker: claims queued tasks through the privileged connection and runs each one inside
+``activate()`` for the tenant it recorded (shared.tasks), as the runtime role, in a transaction
+of its own. Nothing carries over from one task to the next: the tenant is set for the task and
+reset in ``finally``, whatever the task did or raised.
+
+A task whose tenant is gone (dropped, or dropped and made again under the same slug, which is
+another tenant) fails with that reason recorded and runs nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from django.db import close_old_connections, transaction
+from django_tasks_db.compat import TaskContext, task_finished, task_started
+from django_tasks_db.models import DBTaskResult
+
+from shared.db import OWNER_ALIAS
+from shared.strategy import get_strategy
+from shared.tasks import TENANT_KEY, is_cross_tenant
+from shared.tenancy import TenantLike, activate
+
+logger = logging.getLogger(__name__)
+
+
+class TenantGone(Exception):
+    """The task's tenant no longer exists: the task did nothing."""
+
+
+class NoTenantRecorded(Exception):
+    """A task that runs in a tenant has none recorded (enqueued around shared.tasks): it did
+    nothing."""
+
+
+def claim(worker_id: str, backend: str, queues: list[str] | None) -> DBTaskResult[Any, Any] | None:
+    """The next ready task, marked as running by ``worker_id``; None when there is none. Other
+    workers skip a row one of them is claiming."""
+    with transaction.atomic(using=OWNER_ALIAS):
+        ready = DBTaskResult.objects.using(OWNER_ALIAS).ready().filter(backend_name=backend)
+        if queues:
+            ready = ready.filter(queue_name__in=queues)
+        row = ready.select_for_update(skip_locked=True).first()
+        if row is not None:
+            row.claim(worker_id)
+    return row
+
+
+def tenant_of(row: DBTaskResult[Any, Any]) -> TenantLike | None:
+    """The tenant ``row`` runs in (None for a cross-tenant task), as it exists now."""
+    recorded = row.args_kwargs.get(TENANT_KEY)
+    if is_cross_tenant(row.task):
+        return None
+    if not isinstance(recorded, dict) or not {"slug", "id"} <= recorded.keys():
+        raise NoTenantRecorded(f"{row.task_path} runs in a tenant and none was recorded")
+    slug, pk = recorded["slug"], recorded["id"]
+    tenant = get_strategy().get_tenant(str(slug))
+    if tenant is None:
+        raise TenantGone(f"tenant {slug} was dropped after this task was enqueued; nothing ran")
+    if tenant.pk != pk:
+        raise TenantGone(
+            f"tenant {slug} was dropped and made again after this task was enqueued (id {pk}, "
+            f"now {tenant.pk}); the task was the old tenant's, and nothing ran"
+        )
+    return tenant
+
+
+def run(row: DBTaskResult[Any, Any]) -> None:
+    """Run a claimed task in its tenant and record how it ended."""
+    backend: Any = None
+    try:
+        task = row.task
+        backend = type(task.get_backend())
+        tenant = tenant_of(row)
+        task_started.send(sender=backend, task_result=row.task_result)
+        args, kwargs = row.args_kwargs["args"], row.args_kwargs["kwargs"]
+        with activate(tenant), get_strategy().task_atomic(tenant):
+            if task.takes_context:
+                value = task.call(TaskContext(task_result=row.task_result), *args, **kwargs)
+            else:
+                value = task.call(*args, **kwargs)
+        row.set_successful(value)
+    except BaseException as exc:
+        row.set_failed(exc)
+        if not isinstance(exc, Exception):
+            raise  # Ctrl-C or SystemExit: recorded, and the worker stops
+        logger.warning("Task %s (%s) failed: %s", row.id, row.task_path, exc)
+    if backend is not None:
+        task_finished.send(sender=backend, task_result=row.task_result)
+
+
+def work(
+    *,
+    worker_id: str,
+    backend: str = "default",
+    queues: list[str] | None = None,
+    interval: float = 1.0,
+    batch: bool = False,
+    max_tasks: int | None = None,
+    stop: threading.Event | None = None,
+) -> int:
+    """Run tasks until ``stop`` is set (or, with ``batch``, until none is ready, or
+    ``max_tasks`` have run); the number run."""
+    stop = stop or threading.Event()
+    ran = 0
+    while not stop.is_set():
+        close_old_connections()
+        row = claim(worker_id, backend, queues)
+        if row is None:
+            if batch:
+                break
+            stop.wait(interval)
+            continue
+        run(row)
+        ran += 1
+        if max_tasks is not None and ran >= max_tasks:
+            break
+    close_old_connections()
+    return ran

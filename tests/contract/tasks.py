@@ -1,0 +1,48 @@
+"""Tasks the contract suite enqueues: each reports what it saw, so a test can tell which
+tenant it ran in."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import DatabaseError
+from django_tasks import task
+
+from shared.strategy import get_strategy
+from shared.tasks import cross_tenant
+from shared.tenancy import get_current_tenant
+
+
+def seen() -> dict[str, Any]:
+    """The tenant active, and the subtask names a query of the tenant's model returns (or why
+    it returned none)."""
+    tenant = get_current_tenant()
+    model = get_strategy().model("subtask")
+    try:
+        names = sorted(model._default_manager.values_list("name", flat=True))
+        refused = ""
+    except (DatabaseError, LookupError, Exception) as exc:
+        names, refused = [], type(exc).__name__
+    return {"tenant": tenant.slug if tenant else None, "names": names, "refused": refused}
+
+
+@task()
+def where_am_i() -> dict[str, Any]:
+    return seen()
+
+
+@task()
+def fail_in_tenant() -> None:
+    raise RuntimeError("this task fails on purpose")
+
+
+@cross_tenant
+@task()
+def across_tenants() -> dict[str, Any]:
+    return seen()
+
+
+@task()
+def rename_subtasks(name: str) -> int:
+    """Renames every subtask the task can reach: a write that must stay in its tenant."""
+    return get_strategy().model("subtask")._default_manager.update(name=name)
