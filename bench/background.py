@@ -10,7 +10,7 @@ cluster.
 2. What applying each tenant's limits with the tenant costs a served page: rls and schemas
    under locust, with ``TENANCY_TENANT_LIMITS`` on and off, in ``--rounds`` interleaved
    rounds (the order flips each round). multidb has nothing to compare: its limits are its
-   databases' own settings, which cost no statement.
+   tenant roles' own settings, which cost no statement.
 """
 
 from __future__ import annotations

@@ -141,7 +141,12 @@ def one(
     return row
 
 
-def set_role(conn: psycopg.Connection, role: str, generation: int) -> None:
+def set_role(
+    conn: psycopg.Connection,
+    role: str,
+    generation: int,
+    limits: tuple[int, int] = (DEFAULT_STATEMENT_TIMEOUT_MS, DEFAULT_CONNECTION_LIMIT),
+) -> None:
     """Create the tenant's role, or give the tenant role of that name its current password.
 
     For an existing role, three transactions on this autocommit connection (see the
@@ -154,6 +159,10 @@ def set_role(conn: psycopg.Connection, role: str, generation: int) -> None:
     conn.execute(
         "SELECT tenancy_roles.set_tenant_role(%s, %s)", [role, role_password(role, generation)]
     )
+    # set_tenant_role forgets the role's settings: its limits again, before it may log in
+    # (a database being created gets them once it exists: create_database).
+    if database_exists(conn, role):
+        apply_limits(conn, role, *limits)
     if existed:
         (wait,) = one(
             conn, "SELECT extract(epoch FROM current_setting('authentication_timeout')::interval)"
@@ -215,31 +224,28 @@ def slug_lock(slug: str) -> AbstractContextManager[None]:
 def apply_limits(
     conn: psycopg.Connection, name: str, statement_timeout: int, connection_limit: int
 ) -> None:
-    """The tenant's limits, as its database's own settings: every session that opens on it
-    afterwards has them, at no cost per transaction (sessions already open keep theirs)."""
-    database = sql.Identifier(name)
+    """The tenant's limits, on its role (named like its database) through the bootstrap's
+    ``tenancy_roles.set_tenant_limits``: they bind the tenant's sessions, never the owner's,
+    and every session that opens afterwards has them, at no cost per transaction (sessions
+    already open keep what they opened with). ``conn``: the server's maintenance database."""
     conn.execute(
-        sql.SQL("ALTER DATABASE {} SET statement_timeout = {}").format(
-            database, sql.Literal(str(statement_timeout))
-        )
-    )
-    conn.execute(
-        sql.SQL("ALTER DATABASE {} CONNECTION LIMIT {}").format(
-            database, sql.Literal(connection_limit)
-        )
+        "SELECT tenancy_roles.set_tenant_limits(%s, %s, %s)",
+        [name, statement_timeout, connection_limit],
     )
 
 
-def database_limits(conn: psycopg.Connection, name: str) -> tuple[int | None, int] | None:
-    """What the server applies to database ``name``: (statement timeout in ms, or None when
-    it has no setting of its own; connection limit); None when there is no such database."""
+def role_limits(conn: psycopg.Connection, name: str) -> tuple[int | None, int] | None:
+    """What the server applies to the tenant role ``name`` in its database: (statement timeout
+    in ms, None when nothing is set; connection limit); None when there is no such role. A
+    setting the role gave itself in its database shows here too."""
     row = conn.execute(
         "SELECT (SELECT substring(s FROM '^statement_timeout=(.*)$') "
         "        FROM pg_db_role_setting r, unnest(r.setconfig) s "
-        "        WHERE r.setdatabase = d.oid AND r.setrole = 0 "
+        "        WHERE r.setrole = ro.oid "
+        "        AND r.setdatabase = (SELECT d.oid FROM pg_database d WHERE d.datname = %s) "
         "        AND s LIKE 'statement\\_timeout=%%'), "
-        "d.datconnlimit FROM pg_database d WHERE d.datname = %s",
-        [name],
+        "ro.rolconnlimit FROM pg_roles ro WHERE ro.rolname = %s",
+        [name, name],
     ).fetchone()
     if row is None:
         return None
@@ -269,7 +275,8 @@ def create_database(
     with server_connection(host, port) as conn:
         if database_exists(conn, name) and not adopt:
             raise DatabaseTaken(f"a database {name!r} exists and is no tenant's")
-        set_role(conn, name, generation)  # may wait a minute: not while holding the template
+        # May wait a minute: not while holding the template.
+        set_role(conn, name, generation, (statement_timeout, connection_limit))
         with template_lock(host, port):
             place = ensure_template(host, port)
             if not database_exists(conn, name):

@@ -70,7 +70,7 @@ def alias_for(tenant: Placed, *, owner: bool = False) -> str:
         where |= {
             "USER": tenant.db_name,
             "PASSWORD": password,
-            # The statement timeout is the database's own setting, which a session gets when it
+            # The statement timeout is the tenant role's setting, which a session gets when it
             # opens (multidb.provisioning.apply_limits): a changed limit needs new connections,
             # and the warm pool keys its connections by this too (multidb.db.base).
             "LIMITS": getattr(tenant, "statement_timeout", None),

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager
 from functools import partial
 from typing import TYPE_CHECKING, Any, cast
 
@@ -13,7 +13,7 @@ from multidb import provisioning
 from multidb.catalogue.models import Tenant
 from multidb.moving import abort_move, move_tenant
 from multidb.provisioning import Place
-from multidb.routing import alias_for
+from multidb.routing import alias_for, forget
 from shared.copy import load_contained
 from shared.db import OWNER_ALIAS, RUNTIME_ALIAS
 from shared.migrating import Result, Unit
@@ -44,14 +44,14 @@ class DatabasePerTenant(Strategy):
             "statement_timeout_ms": tenant.statement_timeout,
             "connection_limit": tenant.connection_limit,
         }
-        if privileged:  # what its database's server applies, which may differ
+        if privileged:  # what its server applies to its role, which may differ
             with provisioning.server_connection(tenant.db_host, tenant.db_port) as conn:
-                applied = provisioning.database_limits(conn, tenant.db_name)
+                applied = provisioning.role_limits(conn, tenant.db_name)
             if applied is not None and applied != (
                 tenant.statement_timeout,
                 tenant.connection_limit,
             ):
-                limits["database_applies"] = {
+                limits["server_applies"] = {
                     "statement_timeout_ms": applied[0],
                     "connection_limit": applied[1],
                 }
@@ -75,15 +75,16 @@ class DatabasePerTenant(Strategy):
             row.save(using=RUNTIME_ALIAS, force_insert=True)
             enqueued()
 
-        if tenant is None:
-            save()
+        alias = None if tenant is None else alias_for(cast(Tenant, tenant))
+        if alias is not None and connections[alias].in_atomic_block:
+            transaction.on_commit(save, using=alias)
         else:
-            transaction.on_commit(save, using=alias_for(cast(Tenant, tenant)))
+            # Outside a transaction there is nothing to wait for (and on_commit would open a
+            # connection to the tenant's database only to find that out).
+            save()
 
-    def task_atomic(self, tenant: TenantLike | None) -> AbstractContextManager[object]:
-        if tenant is None:
-            return nullcontext()
-        return transaction.atomic(using=alias_for(cast(Tenant, tenant)))
+    def task_alias(self, tenant: TenantLike | None) -> str | None:
+        return None if tenant is None else alias_for(cast(Tenant, tenant))
 
     def set_limits(
         self,
@@ -113,6 +114,7 @@ class DatabasePerTenant(Strategy):
                     [tenant.db_name, tenant.db_name],
                 )
             tenant.save(using=OWNER_ALIAS, update_fields=["statement_timeout", "connection_limit"])
+        forget(tenant)  # this process's connections to it, ended above
         self.forget_tenant(slug)
 
     def holds_tenant_per_transaction(self) -> bool:

@@ -15,6 +15,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import psycopg
 from django.core.management.base import CommandError
 from django.db import DatabaseError, ProgrammingError, connections, router
 from django.db.migrations.executor import MigrationExecutor
@@ -44,7 +45,7 @@ class TenantHealth:
 
 def first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
+    return printable(f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": "))
 
 
 # The last error each tenant met in this process (the 503 page records it): for the web view,
@@ -106,12 +107,16 @@ def pending_migrations(strategy: Strategy, slug: str) -> str:
     return "pending: " + ", ".join(f"{m.app_label}.{m.name}" for m, _ in plan)
 
 
-def last_task_error(slug: str) -> str:
+def last_task_error(tenant: TenantLike) -> str:
     from django_tasks_db.models import DBTaskResult
 
     failed = (
         DBTaskResult.objects.using(OWNER_ALIAS)
-        .filter(status="FAILED", args_kwargs__tenant__slug=slug)
+        .filter(
+            status="FAILED",
+            args_kwargs__tenant__slug=tenant.slug,
+            args_kwargs__tenant__id=tenant.pk,
+        )
         .order_by("-finished_at")
         .only("finished_at", "task_path", "exception_class_path", "traceback")
         .first()
@@ -120,7 +125,13 @@ def last_task_error(slug: str) -> str:
         return ""
     lines = [line for line in failed.traceback.strip().splitlines() if line.strip()]
     when = f"{failed.finished_at:%Y-%m-%dT%H:%M:%SZ}" if failed.finished_at else ""
-    return f"{when} task {failed.task_path.rsplit('.', 1)[-1]}: {lines[-1] if lines else ''}"
+    text = f"{when} task {failed.task_path.rsplit('.', 1)[-1]}: {lines[-1] if lines else ''}"
+    return printable(text)
+
+
+def printable(text: str) -> str:
+    """``text`` with no control characters (a terminal would obey them), at most 500 long."""
+    return "".join(c if c.isprintable() else "?" for c in text)[:500]
 
 
 def report(
@@ -141,13 +152,16 @@ def report(
         if tenant is None:
             health.problem = "it is not ready to serve (being created, moved or dropped)"
         else:
-            health.limits = strategy.limits(tenant, privileged=privileged)
+            try:
+                health.limits = strategy.limits(tenant, privileged=privileged)
+            except (DatabaseError, psycopg.Error) as exc:  # its server, say: on its own line
+                health.limits = {"unknown": first_line(exc)}
             health.problem = probe(strategy, tenant)
             health.reachable = not health.problem
         if privileged:
             health.migrations = pending_migrations(strategy, slug)
             recorded = strategy.recorded_error(slug)
-            health.last_error = last_task_error(slug) or recorded
+            health.last_error = (tenant and last_task_error(tenant)) or recorded
         else:
             health.migrations = (
                 "the page's query runs"

@@ -242,14 +242,19 @@ class Strategy(ABC):
         row.save(using=RUNTIME_ALIAS, force_insert=True)
         enqueued()
 
+    def task_alias(self, tenant: TenantLike | None) -> str | None:
+        """The runtime connection that serves ``tenant`` (None: none in particular)."""
+        from shared.db import RUNTIME_ALIAS
+
+        return RUNTIME_ALIAS
+
     def task_atomic(self, tenant: TenantLike | None) -> AbstractContextManager[object]:
         """The transaction a task runs in, on the runtime connection that serves ``tenant``
         (which is active): a task's writes are all or nothing, like a request's."""
         from django.db import transaction
 
-        from shared.db import RUNTIME_ALIAS
-
-        return transaction.atomic(using=RUNTIME_ALIAS)
+        alias = self.task_alias(tenant)
+        return nullcontext() if alias is None else transaction.atomic(using=alias)
 
     def set_limits(
         self,

@@ -9,11 +9,15 @@ another tenant) fails with that reason recorded and runs nothing.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
+import time
+from datetime import timedelta
 from typing import Any
 
 from django.db import close_old_connections, transaction
+from django.utils import timezone
 from django_tasks_db.compat import TaskContext, task_finished, task_started
 from django_tasks_db.models import DBTaskResult
 
@@ -23,10 +27,16 @@ from shared.tasks import TENANT_KEY, is_cross_tenant
 from shared.tenancy import TenantLike, activate
 
 logger = logging.getLogger(__name__)
+# How often a worker looks for tasks another worker abandoned.
+SWEEP_SECONDS = 60.0
 
 
 class TenantGone(Exception):
     """The task's tenant no longer exists: the task did nothing."""
+
+
+class RolledBack(Exception):
+    """The task returned, but its transaction was rolled back: none of its writes stayed."""
 
 
 class NoTenantRecorded(Exception):
@@ -75,11 +85,22 @@ def run(row: DBTaskResult[Any, Any]) -> None:
         tenant = tenant_of(row)
         task_started.send(sender=backend, task_result=row.task_result)
         args, kwargs = row.args_kwargs["args"], row.args_kwargs["kwargs"]
-        with activate(tenant), get_strategy().task_atomic(tenant):
+        strategy = get_strategy()
+        with activate(tenant), strategy.task_atomic(tenant):
             if task.takes_context:
                 value = task.call(TaskContext(task_result=row.task_result), *args, **kwargs)
             else:
                 value = task.call(*args, **kwargs)
+            # Both checked before the transaction commits, so that the outcome recorded is
+            # what happened to the task's writes: a task that caught a database error has
+            # had its transaction marked for rollback (Django then rolls back quietly), and a
+            # value the queue cannot store would otherwise fail after the commit.
+            alias = strategy.task_alias(tenant)
+            if alias is not None and transaction.get_rollback(using=alias):
+                raise RolledBack(
+                    "the task caught a database error: its transaction was rolled back"
+                )
+            json.dumps(value)
         row.set_successful(value)
     except BaseException as exc:
         row.set_failed(exc)
@@ -88,6 +109,27 @@ def run(row: DBTaskResult[Any, Any]) -> None:
         logger.warning("Task %s (%s) failed: %s", row.id, row.task_path, exc)
     if backend is not None:
         task_finished.send(sender=backend, task_result=row.task_result)
+
+
+def fail_abandoned(backend: str, older_than: timedelta) -> int:
+    """Record as failed the tasks still running after ``older_than``: their worker stopped
+    without finishing them (killed, or its machine gone). They are not run again: a task may
+    have done part of its work outside its transaction (an e-mail sent), so running it twice
+    is the caller's decision. The number recorded."""
+    abandoned = DBTaskResult.objects.using(OWNER_ALIAS).filter(
+        backend_name=backend,
+        status="RUNNING",
+        started_at__lt=timezone.now() - older_than,
+    )
+    count = 0
+    for row in abandoned:
+        row.set_failed(Abandoned(f"still running after {older_than}: its worker stopped"))
+        count += 1
+    return count
+
+
+class Abandoned(Exception):
+    """The task's worker stopped while running it (see fail_abandoned)."""
 
 
 def work(
@@ -99,13 +141,18 @@ def work(
     batch: bool = False,
     max_tasks: int | None = None,
     stop: threading.Event | None = None,
+    abandoned_after: timedelta = timedelta(hours=1),
 ) -> int:
     """Run tasks until ``stop`` is set (or, with ``batch``, until none is ready, or
     ``max_tasks`` have run); the number run."""
     stop = stop or threading.Event()
     ran = 0
+    swept = 0.0  # when abandoned tasks were last looked for
     while not stop.is_set():
         close_old_connections()
+        if time.monotonic() - swept > SWEEP_SECONDS:
+            fail_abandoned(backend, abandoned_after)
+            swept = time.monotonic()
         row = claim(worker_id, backend, queues)
         if row is None:
             if batch:

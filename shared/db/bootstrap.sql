@@ -229,7 +229,30 @@ CREATE OR REPLACE FUNCTION tenancy_roles.drop_tenant_role(p_name text)
     END
     $$;
 
+-- A tenant's limits, on its role rather than its database, so that they bind its sessions
+-- and not the owner's (migrations, moves, digests): a statement timeout in its own database
+-- (named like the role), which wins over any setting the role gives itself for all databases,
+-- and how many sessions it may hold at once.
+CREATE OR REPLACE FUNCTION tenancy_roles.set_tenant_limits(
+    p_name text, p_timeout_ms integer, p_connections integer)
+    RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS $$
+    BEGIN
+        IF NOT tenancy_roles.is_tenant_role(p_name) THEN
+            RAISE EXCEPTION 'not a tenant role: %', p_name;
+        END IF;
+        IF p_timeout_ms < 0 OR p_connections < -1 THEN
+            RAISE EXCEPTION 'limits out of range: % ms, % connections', p_timeout_ms, p_connections;
+        END IF;
+        EXECUTE pg_catalog.format('ALTER ROLE %I RESET statement_timeout', p_name);
+        EXECUTE pg_catalog.format('ALTER ROLE %I IN DATABASE %I SET statement_timeout = %L',
+                                  p_name, p_name, p_timeout_ms::text);
+        EXECUTE pg_catalog.format('ALTER ROLE %I CONNECTION LIMIT %s', p_name, p_connections);
+    END
+    $$;
+
 ALTER FUNCTION tenancy_roles.is_tenant_role(text) OWNER TO tenancy_roles;
+ALTER FUNCTION tenancy_roles.set_tenant_limits(text, integer, integer) OWNER TO tenancy_roles;
 ALTER FUNCTION tenancy_roles.close_tenant_role(text) OWNER TO tenancy_roles;
 ALTER FUNCTION tenancy_roles.set_tenant_role(text, text) OWNER TO tenancy_roles;
 ALTER FUNCTION tenancy_roles.open_tenant_role(text) OWNER TO tenancy_roles;
@@ -237,8 +260,10 @@ ALTER FUNCTION tenancy_roles.end_sessions(text) OWNER TO tenancy_roles;
 ALTER FUNCTION tenancy_roles.drop_tenant_role(text) OWNER TO tenancy_roles;
 REVOKE ALL ON FUNCTION tenancy_roles.is_tenant_role(text), tenancy_roles.close_tenant_role(text),
     tenancy_roles.set_tenant_role(text, text), tenancy_roles.open_tenant_role(text),
-    tenancy_roles.end_sessions(text), tenancy_roles.drop_tenant_role(text) FROM PUBLIC;
+    tenancy_roles.end_sessions(text), tenancy_roles.drop_tenant_role(text),
+    tenancy_roles.set_tenant_limits(text, integer, integer) FROM PUBLIC;
 SELECT format('GRANT USAGE ON SCHEMA tenancy_roles TO %I', :'owner_role') \gexec
 SELECT format('GRANT EXECUTE ON FUNCTION tenancy_roles.close_tenant_role(text), '
               'tenancy_roles.set_tenant_role(text, text), tenancy_roles.open_tenant_role(text), '
-              'tenancy_roles.drop_tenant_role(text) TO %I', :'owner_role') \gexec
+              'tenancy_roles.drop_tenant_role(text), '
+              'tenancy_roles.set_tenant_limits(text, integer, integer) TO %I', :'owner_role') \gexec

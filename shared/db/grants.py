@@ -126,3 +126,21 @@ def writes_except_ids(*tables: str) -> migrations.RunPython:
     from the sequence, never from the client. A migration that adds a column to one of these
     tables runs this again, or the runtime role cannot write the new column."""
     return migrations.RunPython(_id_writes("REVOKE", tables), _id_writes("GRANT", tables))
+
+
+QUEUE = "django_tasks_database_dbtaskresult"  # django-tasks-db's table (shared.tasks)
+
+
+# What a task enqueued by the runtime role may look like (shared.tasks): ready, never run, no
+# result or error of its own, recording either no tenant (a cross-tenant task) or exactly
+# ``tenant`` (SQL giving the row's expected {id, slug}: the transaction's tenant). Anything
+# else (a forged failure, a run already claimed) is for the worker, through the owner.
+def queue_insert_policy(role: str, tenant: str) -> str:
+    return (
+        f"CREATE POLICY task_of_own_tenant ON {QUEUE} FOR INSERT TO {role} WITH CHECK ("
+        "status = 'READY' AND started_at IS NULL AND finished_at IS NULL "
+        "AND return_value IS NULL AND exception_class_path = '' AND traceback = '' "
+        "AND worker_ids = '[]'::jsonb AND ("
+        "args_kwargs -> 'tenant' = 'null'::jsonb "
+        f"OR args_kwargs -> 'tenant' = ({tenant})))"
+    )

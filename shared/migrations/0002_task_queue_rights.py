@@ -5,9 +5,7 @@ the queue through the privileged connection."""
 
 from django.db import migrations
 
-from shared.db.grants import runtime_role
-
-QUEUE = "django_tasks_database_dbtaskresult"
+from shared.db.grants import QUEUE, runtime_role
 
 
 def insert_only(apps, schema_editor):

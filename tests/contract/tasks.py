@@ -3,6 +3,7 @@ tenant it ran in."""
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from django.db import DatabaseError
@@ -46,3 +47,19 @@ def across_tenants() -> dict[str, Any]:
 def rename_subtasks(name: str) -> int:
     """Renames every subtask the task can reach: a write that must stay in its tenant."""
     return get_strategy().model("subtask")._default_manager.update(name=name)
+
+
+@task()
+def rename_then_swallow_an_error(name: str) -> str:
+    """Writes, then catches a database error: its transaction can only roll back."""
+    model = get_strategy().model("subtask")
+    model._default_manager.update(name=name)
+    with contextlib.suppress(DatabaseError):
+        model._default_manager.update(name="x" * 1000)  # longer than the column allows
+    return "all done"
+
+
+@task()
+def rename_then_return_what_json_cannot(name: str) -> object:
+    get_strategy().model("subtask")._default_manager.update(name=name)
+    return {1, 2, 3}

@@ -120,3 +120,35 @@ def test_pg_stat_activity_names_the_tenant_of_a_running_statement(
         thread.join()
     assert codes == [200]
     assert seen == {tenant_a.slug}
+
+
+def test_tenantlimits_shows_changes_and_refuses_bad_input_in_one_line(live_db, strategy, tenant_a):
+    import io
+
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    def limits(*args: str) -> str:
+        out = io.StringIO()
+        call_command("tenantlimits", tenant_a.slug, *args, stdout=out)
+        return out.getvalue()
+
+    try:
+        assert "statement_timeout_ms 1500" in limits("--statement-timeout", "1500ms")
+        assert "statement_timeout_ms 2000" in limits("--statement-timeout", "2s")
+        for bad in ("-1", "fast", "1.5s", "99999999999"):
+            with pytest.raises(CommandError, match="--statement-timeout"):
+                limits("--statement-timeout", bad)
+        with pytest.raises(CommandError, match="there is no tenant tenant-nobody"):
+            call_command("tenantlimits", "tenant-nobody")
+        if strategy.name == "multidb":
+            assert "connection_limit 7" in limits("--connection-limit", "7")
+        else:
+            with pytest.raises(CommandError, match="no database per tenant"):
+                limits("--connection-limit", "7")
+    finally:
+        strategy.set_limits(tenant_a.slug, statement_timeout=DEFAULT_STATEMENT_TIMEOUT_MS)
+        if strategy.name == "multidb":
+            from multidb.catalogue.models import DEFAULT_CONNECTION_LIMIT
+
+            strategy.set_limits(tenant_a.slug, connection_limit=DEFAULT_CONNECTION_LIMIT)

@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
+import subprocess
+import sys
+import time
 import uuid
 
 import pytest
@@ -17,6 +21,7 @@ from django.http import Http404
 from django_tasks_db.models import DBTaskResult
 
 from shared.db import OWNER_ALIAS, RUNTIME_ALIAS
+from shared.env import ROOT
 from shared.tasks import NoTenantActive
 from shared.tenancy import activate, get_current_tenant
 from shared.testdata import Volumes, generate_tenant
@@ -155,35 +160,62 @@ def test_the_runtime_role_cannot_read_or_change_the_queue(queue, tenant_a, tenan
     assert queued() == 1
 
 
-def _insert_naming(tenant) -> None:
-    """As the runtime role, a queue row that names ``tenant``, written by hand."""
-    recorded = {"args": [], "kwargs": {}, "tenant": {"slug": tenant.slug, "id": tenant.pk}}
+def _insert(recorded: object, status: str = "READY", traceback: str = "") -> None:
+    """As the runtime role, a queue row written by hand, recording ``recorded`` as its tenant."""
+    args_kwargs = {"args": ["renamed by hand"], "kwargs": {}, "tenant": recorded}
     with connections[RUNTIME_ALIAS].cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {QUEUE} (id, status, enqueued_at, args_kwargs, priority, task_path, "
             "worker_ids, queue_name, backend_name, run_after, exception_class_path, traceback) "
-            "VALUES (%s, 'READY', now(), %s, 0, %s, '[]', 'default', 'default', "
-            "'9999-01-01', '', '')",
-            [str(uuid.uuid4()), json.dumps(recorded), "tests.contract.tasks.rename_subtasks"],
+            "VALUES (%s, %s, now(), %s, 0, %s, '[]', 'default', 'default', "
+            "'9999-01-01', '', %s)",
+            [
+                str(uuid.uuid4()),
+                status,
+                json.dumps(args_kwargs),
+                "tests.contract.tasks.rename_subtasks",
+                traceback,
+            ],
         )
 
 
 @pytest.mark.case("task-without-tenant-refused")
 def test_b_cannot_enqueue_a_task_that_names_a(queue, strategy, tenant_a, tenant_b):
+    a, b = tenant_a.tenant, tenant_b.tenant
+    forged = [
+        {"slug": a.slug, "id": a.pk},  # A
+        {"slug": b.slug, "id": a.pk},  # B's slug with A's id
+        {"slug": a.slug, "id": b.pk},  # A's slug with B's id (the worker would run it as A)
+        {"slug": b.slug, "id": str(b.pk)},  # an id of another JSON type
+        {"slug": b.slug},
+        {"id": b.pk},
+    ]
     if strategy.name == "multidb":
         # The queue is in the catalogue, which knows no tenant per transaction: what a task
-        # records is what the application says (README, "Background tasks").
-        with activate(tenant_b.tenant):
-            assert get_current_tenant() is tenant_b.tenant
+        # records is what the application says (README, "Background tasks"), and the worker
+        # runs a task only in the tenant whose slug and id it records.
+        with activate(b), transaction.atomic(using=RUNTIME_ALIAS):
+            _insert({"slug": a.slug, "id": b.pk})
+        queue()
+        (row,) = DBTaskResult.objects.using(OWNER_ALIAS).all()
+        assert row.status == "FAILED" and "made again" in row.traceback
         return
+    for recorded in forged:
+        with (
+            activate(b),
+            pytest.raises(DatabaseError, match="row-level security"),
+            transaction.atomic(using=RUNTIME_ALIAS),
+        ):
+            _insert(recorded)
+    # Nor a task that looks as if it had run already: a failure planted in A's record.
     with (
-        activate(tenant_b.tenant),
+        activate(b),
         pytest.raises(DatabaseError, match="row-level security"),
         transaction.atomic(using=RUNTIME_ALIAS),
     ):
-        _insert_naming(tenant_a.tenant)
-    with activate(tenant_b.tenant), transaction.atomic(using=RUNTIME_ALIAS):
-        _insert_naming(tenant_b.tenant)  # its own tenant: allowed, as the backend does
+        _insert({"slug": b.slug, "id": b.pk}, status="FAILED", traceback="planted")
+    with activate(b), transaction.atomic(using=RUNTIME_ALIAS):
+        _insert({"slug": b.slug, "id": b.pk})  # its own tenant: allowed, as the backend does
     assert queued() == 1
 
 
@@ -211,6 +243,22 @@ def test_one_worker_thread_never_carries_a_tenant_to_the_next_task(queue, tenant
     assert across["tenant"] is None
     assert across["names"] == [], "a cross-tenant task saw a tenant's rows"
     assert get_current_tenant() is None
+
+
+@pytest.mark.case("worker-no-stale-tenant")
+def test_a_task_whose_transaction_rolled_back_is_recorded_failed(queue, strategy, tenant_b):
+    subtask = strategy.model("subtask")
+    with activate(tenant_b.tenant):
+        before = set(subtask._default_manager.values_list("name", flat=True))
+        swallowed = tasks.rename_then_swallow_an_error.enqueue("renamed, then rolled back")
+        unstorable = tasks.rename_then_return_what_json_cannot.enqueue("renamed, not stored")
+    queue()
+    for result, reason in ((swallowed, "rolled back"), (unstorable, "not JSON serializable")):
+        row = outcome(result.id)
+        assert row.status == "FAILED", row.traceback
+        assert reason in row.traceback
+    with activate(tenant_b.tenant):
+        assert set(subtask._default_manager.values_list("name", flat=True)) == before
 
 
 @pytest.mark.case("task-rolled-back-with-request")
@@ -280,3 +328,80 @@ def test_a_task_whose_tenant_was_dropped_fails_and_touches_nothing(
         assert strategy.row_counts([tenant_a.slug, tenant_b.slug]) == before
     finally:
         strategy.drop_tenant(slug)
+
+
+@pytest.mark.case("task-runs-in-enqueuing-tenant")
+def test_the_worker_command_runs_a_tenants_task_and_only_its_page_shows_it(
+    queue, strategy, tenant_a, tenant_b
+):
+    """What `make worker` runs, as its own process: the app's task for A changes A's page."""
+    from django.test import Client
+
+    from tests.contract.test_faults import app_env
+
+    project = strategy.model("project")
+    for fixture in (tenant_a, tenant_b):
+        with activate(fixture.tenant):
+            project._default_manager.update(progress=None)
+    manage = [sys.executable, str(ROOT / strategy.name / "manage.py")]
+    enqueued = subprocess.run(
+        [*manage, "recomputeprogress", tenant_a.slug],
+        env=app_env(), capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert enqueued.returncode == 0, enqueued.stderr
+    assert f"Enqueued recompute_progress for {tenant_a.slug}" in enqueued.stdout
+    worker = subprocess.Popen(
+        [*manage, "runworker", "--interval", "0.1"],
+        env=app_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if DBTaskResult.objects.using(OWNER_ALIAS).filter(status="SUCCESSFUL").exists():
+                break
+            time.sleep(0.1)
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        _, err = worker.communicate(timeout=30)
+    assert worker.returncode == 0, err
+    assert "Ran 1 task." in err
+    try:
+        client = Client()
+        page_a = client.get("/subtasks/", headers={"host": tenant_a.host}).content.decode()
+        page_b = client.get("/subtasks/", headers={"host": tenant_b.host}).content.decode()
+        assert "% done)" in page_a
+        assert "% done)" not in page_b
+    finally:
+        with activate(tenant_a.tenant):
+            project._default_manager.update(progress=None)
+
+
+def test_django_tasks_dbs_own_worker_refuses_to_run(live_db):
+    """It would run every task with no tenant: the project's runworker replaces it."""
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError, match=r"run `manage\.py runworker`"):
+        call_command("db_worker")
+
+
+@pytest.mark.case("worker-no-stale-tenant")
+def test_a_task_its_worker_abandoned_is_recorded_failed_not_run_again(queue, tenant_a):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from shared.worker import claim, fail_abandoned
+
+    with activate(tenant_a.tenant):
+        result = tasks.where_am_i.enqueue()
+    row = claim("a worker that then died", "default", None)
+    assert row is not None and str(row.id) == result.id
+    DBTaskResult.objects.using(OWNER_ALIAS).filter(id=row.id).update(
+        started_at=timezone.now() - timedelta(hours=2)
+    )
+    assert fail_abandoned("default", timedelta(hours=1)) == 1
+    assert queue() == 0
+    abandoned = outcome(result.id)
+    assert abandoned.status == "FAILED"
+    assert "its worker stopped" in abandoned.traceback

@@ -14,7 +14,7 @@ def compose():
 
 
 def test_services(compose):
-    assert set(compose["services"]) == {"db", "setup", "app"}
+    assert set(compose["services"]) == {"db", "setup", "app", "worker"}
     assert compose["services"]["db"]["image"] == "postgres:17"
 
 
@@ -80,8 +80,20 @@ def test_only_the_setup_gets_the_owner_role(compose):
     assert r"\set runtime_role tenancy_app" in bootstrap
 
 
+def test_the_worker_runs_the_strategys_tasks_after_the_setup(compose):
+    worker = compose["services"]["worker"]
+    assert worker["depends_on"] == {"setup": {"condition": "service_completed_successfully"}}
+    assert worker["environment"]["STRATEGY"] == "${STRATEGY:-rls}"
+    assert '"$$STRATEGY/manage.py" runworker' in " ".join(worker["command"])
+    # It claims tasks as the owner and runs them as the runtime role: it needs both.
+    setup = compose["services"]["setup"]["environment"]
+    for url in ("OWNER_DATABASE_URL", "RUNTIME_DATABASE_URL"):
+        assert worker["environment"][url] == setup[url]
+    assert "ports" not in worker
+
+
 def test_a_secret_key_is_required_and_passwords_stay_off_command_lines(compose):
-    for name in ("setup", "app"):
+    for name in ("setup", "app", "worker"):
         assert compose["services"][name]["environment"]["DJANGO_SECRET_KEY"].startswith(
             "${DJANGO_SECRET_KEY:?"
         )

@@ -5,13 +5,14 @@
 - ``progress``: a new column of tracker_project, which the runtime role may write (its
   writes are granted column by column, shared.db.grants.writes_except_ids).
 - The task queue (shared.tasks): row-level security checks that a task the runtime role
-  enqueues records the tenant its transaction is set to, or none (a cross-tenant task). Not
-  FORCEd: the worker claims every tenant's tasks through the owner's connection.
+  enqueues is fresh and records the account its transaction is set to (id and slug), or none
+  (a cross-tenant task). Not FORCEd: the worker claims every tenant's tasks through the
+  owner's connection.
 """
 
 from django.db import migrations, models
 
-from shared.db.grants import runtime_role, writes_except_ids
+from shared.db.grants import QUEUE, queue_insert_policy, runtime_role, writes_except_ids
 
 FUNCTION = """
     DROP FUNCTION tracker_account_by_slug(text);
@@ -30,17 +31,17 @@ OLD_FUNCTION = """
         LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp
         AS $$ SELECT a.id, a.slug, a.name FROM tracker_account a WHERE a.slug = p_slug $$;
 """
-QUEUE = "django_tasks_database_dbtaskresult"
 
 
 def queue_policy(apps, schema_editor):
     role = schema_editor.quote_name(runtime_role())
     schema_editor.execute(f"ALTER TABLE {QUEUE} ENABLE ROW LEVEL SECURITY")
-    schema_editor.execute(
-        f"CREATE POLICY task_of_own_tenant ON {QUEUE} FOR INSERT TO {role} WITH CHECK ("
-        "args_kwargs -> 'tenant' = 'null'::jsonb "
-        "OR args_kwargs #>> '{tenant,id}' = current_setting('app.account_id', true))"
+    # The account the transaction is set to, as the runtime role sees it (its own row only).
+    own = (
+        "SELECT jsonb_build_object('id', a.id, 'slug', a.slug) FROM tracker_account a "
+        "WHERE a.id::text = current_setting('app.account_id', true)"
     )
+    schema_editor.execute(queue_insert_policy(role, own))
 
 
 def drop_queue_policy(apps, schema_editor):

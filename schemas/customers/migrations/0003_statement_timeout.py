@@ -1,25 +1,23 @@
 """A per-tenant statement timeout, which the statement that sets a transaction's search_path
 applies (schemas/db/base.py); and, on the task queue in public (shared.tasks), a check in the
-database that a task the runtime role enqueues records the tenant whose schema its transaction
-is set to, or none (a cross-tenant task). Not FORCEd: the worker claims every tenant's tasks
-through the owner's connection."""
+database that a task the runtime role enqueues is fresh and records the tenant whose schema
+its transaction is set to (id and slug), or none (a cross-tenant task). Not FORCEd: the worker
+claims every tenant's tasks through the owner's connection."""
 
 from django.db import migrations, models
 
-from shared.db.grants import runtime_role
-
-QUEUE = "django_tasks_database_dbtaskresult"
+from shared.db.grants import QUEUE, queue_insert_policy, runtime_role
 
 
 def queue_policy(apps, schema_editor):
     role = schema_editor.quote_name(runtime_role())
     schema_editor.execute(f"ALTER TABLE {QUEUE} ENABLE ROW LEVEL SECURITY")
-    schema_editor.execute(
-        f"CREATE POLICY task_of_own_tenant ON {QUEUE} FOR INSERT TO {role} WITH CHECK ("
-        "args_kwargs -> 'tenant' = 'null'::jsonb "
-        "OR args_kwargs #>> '{tenant,id}' = (SELECT a.id::text FROM public.customers_account a "
-        "WHERE a.schema_name = current_schema()))"
+    # The account whose schema the transaction's search_path starts with.
+    own = (
+        "SELECT jsonb_build_object('id', a.id, 'slug', a.slug) FROM public.customers_account a "
+        "WHERE a.schema_name = current_schema()"
     )
+    schema_editor.execute(queue_insert_policy(role, own))
 
 
 def drop_queue_policy(apps, schema_editor):

@@ -2,6 +2,7 @@ import os
 import signal
 import socket
 import threading
+from datetime import timedelta
 from types import FrameType
 from typing import Any
 
@@ -35,6 +36,14 @@ class Command(BaseCommand):
             "--batch", action="store_true", help="run the tasks that are ready, then stop"
         )
         parser.add_argument("--max-tasks", type=int, help="stop after this many tasks")
+        parser.add_argument(
+            "--abandoned-after",
+            type=float,
+            default=3600,
+            metavar="SECONDS",
+            help="record as failed a task still running after this long: its worker stopped "
+            "(default 3600)",
+        )
 
     def handle(
         self,
@@ -65,6 +74,7 @@ class Command(BaseCommand):
                 f"queue's tasks{'' if batch else '; Ctrl-C stops it'}."
             )
         ran = work(
+            abandoned_after=timedelta(seconds=options["abandoned_after"]),
             worker_id=worker_id,
             queues=queues,
             interval=interval,

@@ -3,7 +3,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from shared.db import require_owner
+from shared.db import OWNER_ALIAS, require_owner
 from shared.health import report
 from shared.strategy import get_strategy
 
@@ -20,12 +20,17 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, slugs: list[str], **options: Any) -> None:
         require_owner()
-        found = report(get_strategy(), privileged=True)
+        strategy = get_strategy()
         if slugs:
-            unknown = sorted(set(slugs) - {h.slug for h in found})
-            if unknown:
+            known = set(
+                strategy.tenant_model()
+                ._default_manager.using(OWNER_ALIAS)
+                .filter(slug__in=slugs)
+                .values_list("slug", flat=True)
+            )
+            if unknown := sorted(set(slugs) - known):
                 raise CommandError(f"there is no tenant {', '.join(unknown)}")
-            found = [h for h in found if h.slug in slugs]
+        found = report(strategy, privileged=True, slugs=slugs or None)
         for health in found:
             if options["json"]:
                 self.stdout.write(_json(health.as_dict()))

@@ -40,6 +40,8 @@ class Command(BaseCommand):
         # leak's, and one could set a password of its own meanwhile.
         new = tenant.role_generation + 1
         with provisioning.server_connection(tenant.db_host, tenant.db_port) as conn:
-            provisioning.set_role(conn, tenant.db_name, new)
+            provisioning.set_role(
+                conn, tenant.db_name, new, (tenant.statement_timeout, tenant.connection_limit)
+            )
         Tenant.objects.using(OWNER_ALIAS).filter(pk=tenant.pk).update(role_generation=new)
         forget(tenant)
