@@ -13,6 +13,7 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -142,6 +143,7 @@ def work(
     max_tasks: int | None = None,
     stop: threading.Event | None = None,
     abandoned_after: timedelta = timedelta(hours=1),
+    report: Callable[[DBTaskResult[Any, Any]], None] = lambda row: None,
 ) -> int:
     """Run tasks until ``stop`` is set (or, with ``batch``, until none is ready, or
     ``max_tasks`` have run); the number run."""
@@ -160,6 +162,7 @@ def work(
             stop.wait(interval)
             continue
         run(row)
+        report(row)
         ran += 1
         if max_tasks is not None and ran >= max_tasks:
             break

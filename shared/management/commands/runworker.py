@@ -9,6 +9,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from shared.db import require_owner
+from shared.health import printable
+from shared.tasks import TENANT_KEY
 from shared.worker import work
 
 
@@ -81,6 +83,17 @@ class Command(BaseCommand):
             batch=batch,
             max_tasks=max_tasks,
             stop=stop,
+            report=self.report if options["verbosity"] >= 1 else lambda row: None,
         )
         if options["verbosity"] >= 1:
             self.stderr.write(f"Ran {ran} task{'' if ran == 1 else 's'}.")
+
+    def report(self, row: Any) -> None:
+        tenant = (row.args_kwargs.get(TENANT_KEY) or {}).get("slug", "no tenant")
+        took = (row.finished_at - row.started_at).total_seconds() if row.finished_at else 0
+        name = row.task_path.rsplit(".", 1)[-1]
+        line = f"{tenant}: {name} {row.status.lower()} in {took * 1000:.0f} ms"
+        if row.status == "FAILED":
+            reason = [x for x in row.traceback.strip().splitlines() if x.strip()][-1:]
+            line += f" ({printable(reason[0]) if reason else row.exception_class_path})"
+        self.stderr.write(line)
