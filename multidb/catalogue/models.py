@@ -5,7 +5,9 @@ from django.db import models
 
 from shared.models import AbstractAccount
 
-DEFAULT_CONNECTION_LIMIT = 20
+# None by default: every process keeps idle connections warm per tenant (multidb.db.warm),
+# and they all count; a limit is for the tenant that needs one, sized to the deployment.
+DEFAULT_CONNECTION_LIMIT = -1
 
 
 class Tenant(AbstractAccount):

@@ -19,7 +19,7 @@ from multidb.routing import NoTenantError, alias_for
 from shared.cluster import free_port
 from shared.tenancy import activate
 
-LATEST = "tracker.0002_tenant_role_rights"  # the newest migration of the tenant databases
+LATEST = "tracker.0003_progress"  # the newest migration of the tenant databases
 
 
 def tables(alias: str) -> set[str]:
@@ -30,7 +30,12 @@ def tables(alias: str) -> set[str]:
 
 def test_the_catalogue_holds_only_the_catalogue(live_db, tenant_a):
     # Where tenants are, and the records of erased ones: no tenant's rows.
-    assert tables("owner") == {"catalogue_tenant", "shared_erasure", "django_migrations"}
+    assert tables("owner") == {
+        "catalogue_tenant",
+        "shared_erasure",
+        "django_tasks_database_dbtaskresult",  # the task queue (shared.tasks)
+        "django_migrations",
+    }
     assert tables(alias_for(tenant_a.tenant, owner=True)) == {
         "tracker_user",
         "tracker_project",

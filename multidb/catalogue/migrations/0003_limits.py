@@ -10,7 +10,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name="tenant",
             name="connection_limit",
-            field=models.IntegerField(db_default=20, default=20),
+            field=models.IntegerField(db_default=-1, default=-1),
         ),
         migrations.AddField(
             model_name="tenant",
