@@ -14,7 +14,7 @@ space := $(subst ,, )
 export PGPORT
 
 .DEFAULT_GOAL := help
-.PHONY: help install check-strategy up serve worker down test lint format lock bench-install bench bench-scale bench-load bench-tenants bench-lifecycle slides slides-install clean
+.PHONY: help install check-strategy up serve worker down test lint format lock bench-install bench bench-scale bench-load bench-tenants bench-lifecycle bench-tasks slides slides-install clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -116,6 +116,9 @@ bench-load: install bench-install ## createtestdata into rls: median rows/s of R
 
 bench-lifecycle: install bench-install ## export + import in every strategy, movetenant under load (multidb)
 	$(PY) -m bench.lifecycle $(if $(ROUNDS),--rounds $(ROUNDS))
+
+bench-tasks: install bench-install ## tasks (enqueue, worker) and per-tenant limits in every strategy
+	$(PY) -m bench.background $(if $(ROUNDS),--rounds $(ROUNDS))
 
 bench-tenants: install bench-install ## multidb and schemas: provisioning, migratetenants, loading beside rls (TENANTS=200)
 	$(PY) -m bench.tenants --strategy multidb --tenants $(or $(TENANTS),200)

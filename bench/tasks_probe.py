@@ -14,12 +14,6 @@ import threading
 import time
 
 import django
-from django_tasks import task
-
-
-@task()
-def trivial() -> None:
-    """A task that does nothing but run in its tenant: what the worker itself costs."""
 
 
 def main() -> None:
@@ -36,6 +30,7 @@ def main() -> None:
     from django.test.utils import override_settings
     from django_tasks_db.models import DBTaskResult
 
+    from bench.probe_tasks import trivial
     from shared.db import OWNER_ALIAS
     from shared.models import DEFAULT_STATEMENT_TIMEOUT_MS
     from shared.strategy import get_strategy

@@ -77,7 +77,9 @@ class DatabasePerTenant(Strategy):
 
         alias = None if tenant is None else alias_for(cast(Tenant, tenant))
         if alias is not None and connections[alias].in_atomic_block:
-            transaction.on_commit(save, using=alias)
+            # robust: a failure to enqueue, once the tenant's writes are committed, is logged
+            # (django.db.backends.base) and does not turn a done request or task into an error.
+            transaction.on_commit(save, using=alias, robust=True)
         else:
             # Outside a transaction there is nothing to wait for (and on_commit would open a
             # connection to the tenant's database only to find that out).

@@ -100,7 +100,7 @@ def pending_migrations(strategy: Strategy, slug: str) -> str:
                 if router.allow_migrate(unit.alias, node[0])
             ]
             plan = executor.migration_plan(targets)
-    except DatabaseError as exc:
+    except (DatabaseError, psycopg.Error) as exc:  # its server, say: on its own line
         return f"unknown: {first_line(exc)}"
     if not plan:
         return "current"

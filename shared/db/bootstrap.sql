@@ -231,8 +231,9 @@ CREATE OR REPLACE FUNCTION tenancy_roles.drop_tenant_role(p_name text)
 
 -- A tenant's limits, on its role rather than its database, so that they bind its sessions
 -- and not the owner's (migrations, moves, digests): a statement timeout in its own database
--- (named like the role), which wins over any setting the role gives itself for all databases,
--- and how many sessions it may hold at once.
+-- (named like the role), and how many sessions it may hold at once. They stop the
+-- application's slow statements, not the tenant's own SQL: a role may set its own defaults
+-- (the health report shows it) and any session may SET statement_timeout.
 CREATE OR REPLACE FUNCTION tenancy_roles.set_tenant_limits(
     p_name text, p_timeout_ms integer, p_connections integer)
     RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp

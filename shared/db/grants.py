@@ -133,14 +133,16 @@ QUEUE = "django_tasks_database_dbtaskresult"  # django-tasks-db's table (shared.
 
 # What a task enqueued by the runtime role may look like (shared.tasks): ready, never run, no
 # result or error of its own, recording either no tenant (a cross-tenant task) or exactly
-# ``tenant`` (SQL giving the row's expected {id, slug}: the transaction's tenant). Anything
-# else (a forged failure, a run already claimed) is for the worker, through the owner.
-def queue_insert_policy(role: str, tenant: str) -> str:
+# ``tenant`` (SQL giving the row's expected {id, slug}: the transaction's tenant; None where
+# the database cannot tell, as in multidb's catalogue). Anything else (a forged failure, a run
+# already claimed) is for the worker, through the owner.
+def queue_insert_policy(role: str, tenant: str | None) -> str:
+    recorded = "true" if tenant is None else (
+        f"args_kwargs -> 'tenant' = 'null'::jsonb OR args_kwargs -> 'tenant' = ({tenant})"
+    )  # fmt: skip
     return (
         f"CREATE POLICY task_of_own_tenant ON {QUEUE} FOR INSERT TO {role} WITH CHECK ("
         "status = 'READY' AND started_at IS NULL AND finished_at IS NULL "
         "AND return_value IS NULL AND exception_class_path = '' AND traceback = '' "
-        "AND worker_ids = '[]'::jsonb AND ("
-        "args_kwargs -> 'tenant' = 'null'::jsonb "
-        f"OR args_kwargs -> 'tenant' = ({tenant})))"
+        f"AND worker_ids = '[]'::jsonb AND ({recorded}))"
     )

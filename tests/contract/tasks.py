@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
-from django.db import DatabaseError
+from django.db import DatabaseError, connections, transaction
 from django_tasks import task
 
 from shared.strategy import get_strategy
@@ -18,9 +18,13 @@ def seen() -> dict[str, Any]:
     """The tenant active, and the subtask names a query of the tenant's model returns (or why
     it returned none)."""
     tenant = get_current_tenant()
-    model = get_strategy().model("subtask")
+    strategy = get_strategy()
+    model = strategy.model("subtask")
+    alias = strategy.task_alias(tenant)
     try:
-        names = sorted(model._default_manager.values_list("name", flat=True))
+        # In a savepoint: a refused query must not spoil the task's own transaction.
+        with transaction.atomic(using=alias) if alias else contextlib.nullcontext():
+            names = sorted(model._default_manager.values_list("name", flat=True))
         refused = ""
     except (DatabaseError, LookupError, Exception) as exc:
         names, refused = [], type(exc).__name__
@@ -63,3 +67,22 @@ def rename_then_swallow_an_error(name: str) -> str:
 def rename_then_return_what_json_cannot(name: str) -> object:
     get_strategy().model("subtask")._default_manager.update(name=name)
     return {1, 2, 3}
+
+
+@task()
+def rename_then_swallow_a_raw_error(name: str) -> str:
+    """Writes, then catches an error of raw SQL, which Django does not mark for rollback:
+    PostgreSQL then turns the COMMIT into a ROLLBACK."""
+    strategy = get_strategy()
+    strategy.model("subtask")._default_manager.update(name=name)
+    alias = strategy.task_alias(get_current_tenant())
+    assert alias is not None
+    with contextlib.suppress(DatabaseError), connections[alias].cursor() as cursor:
+        cursor.execute("SELECT 1 / 0")
+    return "all done"
+
+
+@task()
+def rename_then_return_nan(name: str) -> float:
+    get_strategy().model("subtask")._default_manager.update(name=name)
+    return float("nan")

@@ -190,6 +190,13 @@ def test_b_cannot_enqueue_a_task_that_names_a(queue, strategy, tenant_a, tenant_
         {"slug": b.slug},
         {"id": b.pk},
     ]
+    # No strategy takes a task that looks as if it had run already: a planted failure.
+    with (
+        activate(b),
+        pytest.raises(DatabaseError, match="row-level security"),
+        transaction.atomic(using=RUNTIME_ALIAS),
+    ):
+        _insert({"slug": b.slug, "id": b.pk}, status="FAILED", traceback="planted")
     if strategy.name == "multidb":
         # The queue is in the catalogue, which knows no tenant per transaction: what a task
         # records is what the application says (README, "Background tasks"), and the worker
@@ -207,13 +214,6 @@ def test_b_cannot_enqueue_a_task_that_names_a(queue, strategy, tenant_a, tenant_
             transaction.atomic(using=RUNTIME_ALIAS),
         ):
             _insert(recorded)
-    # Nor a task that looks as if it had run already: a failure planted in A's record.
-    with (
-        activate(b),
-        pytest.raises(DatabaseError, match="row-level security"),
-        transaction.atomic(using=RUNTIME_ALIAS),
-    ):
-        _insert({"slug": b.slug, "id": b.pk}, status="FAILED", traceback="planted")
     with activate(b), transaction.atomic(using=RUNTIME_ALIAS):
         _insert({"slug": b.slug, "id": b.pk})  # its own tenant: allowed, as the backend does
     assert queued() == 1
@@ -251,9 +251,16 @@ def test_a_task_whose_transaction_rolled_back_is_recorded_failed(queue, strategy
     with activate(tenant_b.tenant):
         before = set(subtask._default_manager.values_list("name", flat=True))
         swallowed = tasks.rename_then_swallow_an_error.enqueue("renamed, then rolled back")
+        raw = tasks.rename_then_swallow_a_raw_error.enqueue("renamed, then rolled back too")
         unstorable = tasks.rename_then_return_what_json_cannot.enqueue("renamed, not stored")
+        nan = tasks.rename_then_return_nan.enqueue("renamed, NaN not stored")
     queue()
-    for result, reason in ((swallowed, "rolled back"), (unstorable, "not JSON serializable")):
+    for result, reason in (
+        (swallowed, "rolled back"),
+        (raw, "rolled back"),
+        (unstorable, "not JSON serializable"),
+        (nan, "Out of range float values are not JSON compliant"),
+    ):
         row = outcome(result.id)
         assert row.status == "FAILED", row.traceback
         assert reason in row.traceback
@@ -391,7 +398,7 @@ def test_a_task_its_worker_abandoned_is_recorded_failed_not_run_again(queue, ten
 
     from django.utils import timezone
 
-    from shared.worker import claim, fail_abandoned
+    from shared.worker import claim, fail_abandoned, finish
 
     with activate(tenant_a.tenant):
         result = tasks.where_am_i.enqueue()
@@ -405,3 +412,6 @@ def test_a_task_its_worker_abandoned_is_recorded_failed_not_run_again(queue, ten
     abandoned = outcome(result.id)
     assert abandoned.status == "FAILED"
     assert "its worker stopped" in abandoned.traceback
+    # Its worker, alive after all, finishing late does not overwrite what was recorded.
+    assert not finish(row, "SUCCESSFUL", return_value="late")
+    assert outcome(result.id).status == "FAILED"
