@@ -7,10 +7,11 @@ cluster.
    the request's open transaction, and as a transaction of its own), how many trivial tasks one
    worker thread runs per second, and how soon a statement past a tenant's 200 ms limit is a
    503 while another tenant is served.
-2. What applying each tenant's limits with the tenant costs a served page: rls and schemas
-   under locust, with ``TENANCY_TENANT_LIMITS`` on and off, in ``--rounds`` interleaved
-   rounds (the order flips each round). multidb has nothing to compare: its limits are its
-   tenant roles' own settings, which cost no statement.
+2. What applying each tenant's limits with the tenant costs a served page: in each probe,
+   the page view in-process with ``TENANCY_TENANT_LIMITS`` on and off in alternating blocks
+   (per-request medians); and rls and schemas under locust, on and off, in ``--rounds``
+   interleaved rounds (the order flips each round). multidb has nothing to compare: its
+   limits are its tenant roles' own settings, which cost no statement.
 """
 
 from __future__ import annotations
@@ -64,6 +65,11 @@ def median_range(values: list[float], digits: int = 1) -> str:
 
 
 def measure_all(cluster, env, args) -> None:
+    with tempfile.TemporaryDirectory(prefix="tenancy-bench-tasks-") as workdir:
+        measure_in(cluster, env, args, Path(workdir))
+
+
+def measure_in(cluster, env, args, workdir: Path) -> None:
     strategies = [s for s in args.strategies.split(",") if s]
     document: dict = {
         "kind": "tasks",
@@ -74,7 +80,6 @@ def measure_all(cluster, env, args) -> None:
         "limits": {},
     }
     tenant_files = {}
-    workdir = Path(tempfile.mkdtemp(prefix="tenancy-bench-tasks-"))
     for strategy in strategies:
         say(f"{strategy}: loading {args.accounts} accounts")
         fresh_database(cluster, strategy, env)
@@ -132,6 +137,24 @@ def table(document: dict) -> str:
             f"| {median_range([p['worker_tasks_per_s'] for p in probes], 0)} "
             f"| {median_range(to_503, 2)}, all {'/'.join(map(str, sorted(codes)))} "
             f"| {others}, all {'/'.join(map(str, other_codes))} |"
+        )
+    lines += [
+        "",
+        "| strategy | page view with limits, ms | without, ms | cost "
+        "| the statement that sets the tenant, on the server: with limits, us | without, us |",
+        "|---|---|---|---|---|---|",
+    ]
+    for strategy, probes in document["probes"].items():
+        if strategy not in COMPARED or "page_ms_limits_on" not in probes[0]:
+            continue
+        on = [p["page_ms_limits_on"] for p in probes]
+        off = [p["page_ms_limits_off"] for p in probes]
+        cost = statistics.median(on) / statistics.median(off) - 1
+        server_on = [p["setting_us_limits_on"] for p in probes]
+        server_off = [p["setting_us_limits_off"] for p in probes]
+        lines.append(
+            f"| {strategy} | {median_range(on, 2)} | {median_range(off, 2)} | {cost:+.1%} "
+            f"| {median_range(server_on, 0)} | {median_range(server_off, 0)} |"
         )
     if document["limits"]:
         lines += [

@@ -22,6 +22,9 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=500)
     parser.add_argument("--noisy", type=int, default=5)
     parser.add_argument("--limit-ms", type=int, default=200)
+    parser.add_argument("--page-blocks", type=int, default=5)
+    parser.add_argument("--page-requests", type=int, default=200)
+    parser.add_argument("--server-runs", type=int, default=2000)
     args = parser.parse_args()
     django.setup()
 
@@ -105,6 +108,42 @@ def main() -> None:
     finally:
         strategy.set_limits(first.slug, statement_timeout=DEFAULT_STATEMENT_TIMEOUT_MS)
 
+    # 4. What the limits cost a page view, in this process: the same requests with
+    # TENANCY_TENANT_LIMITS on and off, in alternating blocks (the setting is read per
+    # transaction), so that both see the same machine; per-request medians.
+    page = {"on": [], "off": []}
+    client = Client()
+    hosts = [f"{t.slug}.localhost" for t in tenants]
+    for block in range(2 * args.page_blocks):
+        limits = "on" if block % 2 == 0 else "off"
+        with override_settings(TENANCY_TENANT_LIMITS=limits == "on"):
+            for number in range(args.page_requests):
+                started = time.perf_counter()
+                response = client.get("/subtasks/", headers={"host": hosts[number % len(hosts)]})
+                page[limits].append(time.perf_counter() - started)
+                assert response.status_code == 200, response.status_code
+
+    # 5. The same on the server alone: how long the statement that sets the tenant takes to
+    # execute with and without the limits (EXPLAIN ANALYZE's execution time, alternating),
+    # where the strategy has such a statement.
+    server: dict[str, list[float]] = {"on": [], "off": []}
+    runtime = connections["default"]
+    if hasattr(runtime, "checked_setting"):
+        with activate(first):
+            value = runtime.value_for_current_tenant()
+            runtime.ensure_connection()
+            raw = runtime.connection
+            for number in range(2 * args.server_runs):
+                limits = "on" if number % 2 == 0 else "off"
+                with override_settings(TENANCY_TENANT_LIMITS=limits == "on"):
+                    sql, params = runtime.checked_setting(value)
+                with raw.transaction():
+                    plan = raw.execute(
+                        "EXPLAIN (ANALYZE, TIMING OFF, SUMMARY ON) " + sql, params
+                    ).fetchall()
+                line = next(r[0] for r in plan if r[0].startswith("Execution Time"))
+                server[limits].append(float(line.split()[2]))  # ms
+
     ms = 1000
     print(
         json.dumps(
@@ -120,6 +159,14 @@ def main() -> None:
                 "noisy_to_503_s": to_503,
                 "others_requests": len(others),
                 "others_codes": sorted(set(others)),
+                "page_ms_limits_on": statistics.median(page["on"]) * ms,
+                "page_ms_limits_off": statistics.median(page["off"]) * ms,
+                "setting_us_limits_on": statistics.median(server["on"]) * ms
+                if server["on"]
+                else None,
+                "setting_us_limits_off": statistics.median(server["off"]) * ms
+                if server["off"]
+                else None,
             }
         )
     )

@@ -146,3 +146,20 @@ def queue_insert_policy(role: str, tenant: str | None) -> str:
         "AND return_value IS NULL AND exception_class_path = '' AND traceback = '' "
         f"AND worker_ids = '[]'::jsonb AND ({recorded}))"
     )
+
+
+def queue_insert_check(tenant: str | None) -> migrations.RunPython:
+    """Row-level security on the task queue for the runtime role's inserts
+    (``queue_insert_policy``); not FORCEd: the worker claims every tenant's tasks through
+    the owner's connection."""
+
+    def forward(apps: Apps, schema_editor: BaseDatabaseSchemaEditor) -> None:
+        role = schema_editor.quote_name(runtime_role())
+        schema_editor.execute(f"ALTER TABLE {QUEUE} ENABLE ROW LEVEL SECURITY")
+        schema_editor.execute(queue_insert_policy(role, tenant))
+
+    def backward(apps: Apps, schema_editor: BaseDatabaseSchemaEditor) -> None:
+        schema_editor.execute(f"DROP POLICY task_of_own_tenant ON {QUEUE}")
+        schema_editor.execute(f"ALTER TABLE {QUEUE} DISABLE ROW LEVEL SECURITY")
+
+    return migrations.RunPython(forward, backward)

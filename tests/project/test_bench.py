@@ -172,3 +172,23 @@ def test_the_load_checks_catch_a_row_of_another_tenant(tmp_path):
     assert "subtasks it does not have: ['z']" in foreign_row
     assert "1 rows, expected 2" in missing_row
     assert status == "status 503"
+
+
+def test_make_bench_tasks_in_miniature(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.background", "--results", str(tmp_path / "results"),
+         "--accounts", "3", "--rounds", "1", "--duration", "2", "--users", "2",
+         "--spawn-rate", "2", "--tasks", "20"],
+        cwd=ROOT, capture_output=True, text=True, timeout=900,
+        env={k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    (path,) = (tmp_path / "results").glob("tasks-*.json")
+    document = json.loads(path.read_text())
+    assert set(document["probes"]) == {"rls", "schemas", "multidb"}
+    for (probe,) in document["probes"].values():
+        assert probe["worker_tasks"] == 20 and probe["worker_failed"] == 0
+        assert set(probe["noisy_codes"]) == {503}
+        assert probe["others_codes"] == [200]
+    assert set(document["limits"]) == {"rls", "schemas"}
+    assert "| rls |" in result.stdout and "req/s with limits" in result.stdout

@@ -5,18 +5,7 @@ worker runs a task only in the tenant whose slug and id it records."""
 
 from django.db import migrations, models
 
-from shared.db.grants import QUEUE, queue_insert_policy, runtime_role
-
-
-def queue_policy(apps, schema_editor):
-    role = schema_editor.quote_name(runtime_role())
-    schema_editor.execute(f"ALTER TABLE {QUEUE} ENABLE ROW LEVEL SECURITY")
-    schema_editor.execute(queue_insert_policy(role, None))
-
-
-def drop_queue_policy(apps, schema_editor):
-    schema_editor.execute(f"DROP POLICY task_of_own_tenant ON {QUEUE}")
-    schema_editor.execute(f"ALTER TABLE {QUEUE} DISABLE ROW LEVEL SECURITY")
+from shared.db.grants import queue_insert_check
 
 
 class Migration(migrations.Migration):
@@ -36,5 +25,5 @@ class Migration(migrations.Migration):
             name="statement_timeout",
             field=models.PositiveIntegerField(db_default=5000, default=5000),
         ),
-        migrations.RunPython(queue_policy, drop_queue_policy),
+        queue_insert_check(None),
     ]

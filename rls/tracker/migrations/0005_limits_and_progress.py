@@ -12,7 +12,7 @@
 
 from django.db import migrations, models
 
-from shared.db.grants import QUEUE, queue_insert_policy, runtime_role, writes_except_ids
+from shared.db.grants import queue_insert_check, writes_except_ids
 
 FUNCTION = """
     DROP FUNCTION tracker_account_by_slug(text);
@@ -33,20 +33,11 @@ OLD_FUNCTION = """
 """
 
 
-def queue_policy(apps, schema_editor):
-    role = schema_editor.quote_name(runtime_role())
-    schema_editor.execute(f"ALTER TABLE {QUEUE} ENABLE ROW LEVEL SECURITY")
-    # The account the transaction is set to, as the runtime role sees it (its own row only).
-    own = (
-        "SELECT jsonb_build_object('id', a.id, 'slug', a.slug) FROM tracker_account a "
-        "WHERE a.id::text = current_setting('app.account_id', true)"
-    )
-    schema_editor.execute(queue_insert_policy(role, own))
-
-
-def drop_queue_policy(apps, schema_editor):
-    schema_editor.execute(f"DROP POLICY task_of_own_tenant ON {QUEUE}")
-    schema_editor.execute(f"ALTER TABLE {QUEUE} DISABLE ROW LEVEL SECURITY")
+# The account the transaction is set to, as the runtime role sees it (its own row only).
+OWN_ACCOUNT = (
+    "SELECT jsonb_build_object('id', a.id, 'slug', a.slug) FROM tracker_account a "
+    "WHERE a.id::text = current_setting('app.account_id', true)"
+)
 
 
 class Migration(migrations.Migration):
@@ -68,5 +59,5 @@ class Migration(migrations.Migration):
         ),
         migrations.RunSQL(FUNCTION, OLD_FUNCTION),
         writes_except_ids("tracker_project"),
-        migrations.RunPython(queue_policy, drop_queue_policy),
+        queue_insert_check(OWN_ACCOUNT),
     ]

@@ -6,23 +6,13 @@ claims every tenant's tasks through the owner's connection."""
 
 from django.db import migrations, models
 
-from shared.db.grants import QUEUE, queue_insert_policy, runtime_role
+from shared.db.grants import queue_insert_check
 
-
-def queue_policy(apps, schema_editor):
-    role = schema_editor.quote_name(runtime_role())
-    schema_editor.execute(f"ALTER TABLE {QUEUE} ENABLE ROW LEVEL SECURITY")
-    # The account whose schema the transaction's search_path starts with.
-    own = (
-        "SELECT jsonb_build_object('id', a.id, 'slug', a.slug) FROM public.customers_account a "
-        "WHERE a.schema_name = current_schema()"
-    )
-    schema_editor.execute(queue_insert_policy(role, own))
-
-
-def drop_queue_policy(apps, schema_editor):
-    schema_editor.execute(f"DROP POLICY task_of_own_tenant ON {QUEUE}")
-    schema_editor.execute(f"ALTER TABLE {QUEUE} DISABLE ROW LEVEL SECURITY")
+# The account whose schema the transaction's search_path starts with.
+OWN_ACCOUNT = (
+    "SELECT jsonb_build_object('id', a.id, 'slug', a.slug) FROM public.customers_account a "
+    "WHERE a.schema_name = current_schema()"
+)
 
 
 class Migration(migrations.Migration):
@@ -37,5 +27,5 @@ class Migration(migrations.Migration):
             name="statement_timeout",
             field=models.PositiveIntegerField(db_default=5000, default=5000),
         ),
-        migrations.RunPython(queue_policy, drop_queue_policy),
+        queue_insert_check(OWN_ACCOUNT),
     ]
