@@ -111,7 +111,7 @@ def main() -> None:
     # 4. What the limits cost a page view, in this process: the same requests with
     # TENANCY_TENANT_LIMITS on and off, in alternating blocks (the setting is read per
     # transaction), so that both see the same machine; per-request medians.
-    page = {"on": [], "off": []}
+    page: dict[str, list[float]] = {"on": [], "off": []}
     client = Client()
     hosts = [f"{t.slug}.localhost" for t in tenants]
     for block in range(2 * args.page_blocks):
@@ -128,8 +128,10 @@ def main() -> None:
     # execute with and without the limits (EXPLAIN ANALYZE's execution time, alternating),
     # where the strategy has such a statement.
     server: dict[str, list[float]] = {"on": [], "off": []}
+    from shared.db.per_transaction import PerTransactionSetting
+
     runtime = connections["default"]
-    if hasattr(runtime, "checked_setting"):
+    if isinstance(runtime, PerTransactionSetting):
         with activate(first):
             value = runtime.value_for_current_tenant()
             runtime.ensure_connection()
@@ -137,7 +139,9 @@ def main() -> None:
             for number in range(2 * args.server_runs):
                 limits = "on" if number % 4 in (0, 3) else "off"
                 with override_settings(TENANCY_TENANT_LIMITS=limits == "on"):
-                    sql, params = runtime.checked_setting(value)
+                    checked = runtime.checked_setting(value)
+                assert checked is not None  # a tenant is active
+                sql, params = checked
                 with raw.transaction():
                     plan = raw.execute(
                         "EXPLAIN (ANALYZE, TIMING OFF, SUMMARY ON) " + sql, params
