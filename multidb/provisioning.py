@@ -145,7 +145,7 @@ def set_role(
     conn: psycopg.Connection,
     role: str,
     generation: int,
-    limits: tuple[int, int] = (DEFAULT_STATEMENT_TIMEOUT_MS, DEFAULT_CONNECTION_LIMIT),
+    limits: tuple[int, int] | None = None,
 ) -> None:
     """Create the tenant's role, or give the tenant role of that name its current password.
 
@@ -159,9 +159,9 @@ def set_role(
     conn.execute(
         "SELECT tenancy_roles.set_tenant_role(%s, %s)", [role, role_password(role, generation)]
     )
-    # set_tenant_role forgets the role's settings: its limits again, before it may log in
-    # (a database being created gets them once it exists: create_database).
-    if database_exists(conn, role):
+    # set_tenant_role forgets the role's settings: ``limits`` again, before it may log in (a
+    # database being created gets them once it exists: create_database).
+    if limits is not None:
         apply_limits(conn, role, *limits)
     if existed:
         (wait,) = one(
@@ -275,8 +275,7 @@ def create_database(
     with server_connection(host, port) as conn:
         if database_exists(conn, name) and not adopt:
             raise DatabaseTaken(f"a database {name!r} exists and is no tenant's")
-        # May wait a minute: not while holding the template.
-        set_role(conn, name, generation, (statement_timeout, connection_limit))
+        set_role(conn, name, generation)  # may wait a minute: not while holding the template
         with template_lock(host, port):
             place = ensure_template(host, port)
             if not database_exists(conn, name):

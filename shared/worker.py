@@ -96,12 +96,13 @@ def run(row: DBTaskResult[Any, Any]) -> None:
         task = row.task
         backend = type(task.get_backend())
         tenant = tenant_of(row)
-        task_started.send(sender=backend, task_result=row.task_result)
+        result = row.task_result  # built once: it imports the task again
+        task_started.send(sender=backend, task_result=result)
         args, kwargs = row.args_kwargs["args"], row.args_kwargs["kwargs"]
         strategy = get_strategy()
         with activate(tenant), strategy.task_atomic(tenant):
             if task.takes_context:
-                value = task.call(TaskContext(task_result=row.task_result), *args, **kwargs)
+                value = task.call(TaskContext(task_result=result), *args, **kwargs)
             else:
                 value = task.call(*args, **kwargs)
             # Both checked before the transaction commits, so that the outcome recorded is
@@ -116,7 +117,7 @@ def run(row: DBTaskResult[Any, Any]) -> None:
         if not isinstance(exc, Exception):
             raise  # Ctrl-C or SystemExit: recorded, and the worker stops
         logger.warning("Task %s (%s) failed: %s", row.id, row.task_path, exc)
-    if backend is not None:
+    if backend is not None and task_finished.has_listeners(backend):
         task_finished.send(sender=backend, task_result=row.task_result)
 
 
