@@ -9,6 +9,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import connections
 from django.db.utils import OperationalError
 
+from rls import citus
 from shared.db import RUNTIME_ALIAS
 
 ROLE_SQL = "SELECT rolname, rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user"
@@ -86,6 +87,16 @@ def problems(alias: str = RUNTIME_ALIAS) -> list[checks.Error]:
                     f"the runtime role {role} has rights on sequences every tenant shares "
                     f"({', '.join(sequences)}): their last_value counts every tenant's rows",
                     id="rls.E010",
+                )
+            )
+        if (distributed := citus.distributed_tables(cursor)) and not settings.TENANCY_CITUS:
+            errors.append(
+                checks.Error(
+                    f"Citus distributes {', '.join(distributed)}, and TENANCY_CITUS is off: "
+                    "the tenant would be set with set_config(), which Citus does not pass on "
+                    "to its workers, so every page would be blank",
+                    hint="Set TENANCY_CITUS=1 (make up CLUSTER=citus writes it into .env).",
+                    id="rls.E011",
                 )
             )
         cursor.execute(TABLES_SQL, [tenant_tables()])

@@ -20,5 +20,5 @@ DATABASES = {
     ),
     # The privileged path: migrations, createtestdata and cross_tenant() querysets; in
     # commands only, never in the web server (shared.env.owner_database).
-    **owner_database("tenancy_rls"),
+    **owner_database("tenancy_rls", ENGINE="shared.db.owner"),
 }

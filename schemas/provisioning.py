@@ -27,7 +27,7 @@ from schemas.activation import active_schema
 from shared.db import OWNER_ALIAS
 from shared.db.grants import runtime_role
 from shared.db.locks import advisory_lock
-from shared.migrating import Result, Unit, migrate_unit
+from shared.migrating import Result, Unit, apply_pending, migrate_unit
 
 if TYPE_CHECKING:
     from django.db.backends.utils import CursorWrapper
@@ -121,6 +121,26 @@ def clone(schema_name: str) -> None:
             "SELECT public.clone_schema(%s, %s, 'DATA')", [reference().schema_name, schema_name]
         )
         grant_serving(cursor, schema_name)
+
+
+def schema_sharding() -> bool:
+    """Whether Citus distributes every new schema in this database (``make up CLUSTER=citus``):
+    then a tenant's schema is made by migrating it, since the tables ``clone_schema`` makes
+    stay on the coordinator, outside Citus (they are not distributed)."""
+    with connections[OWNER_ALIAS].cursor() as cursor:
+        cursor.execute("SELECT current_setting('citus.enable_schema_based_sharding', true)")
+        return cursor.fetchone()[0] == "on"
+
+
+def migrate_new(tenant: Account) -> None:
+    """Create ``tenant``'s schema and run every migration in it, inside the transaction that
+    records the tenant, like ``clone``: on Citus the schema and its tables land on one worker."""
+    schema = sql.Identifier(tenant.schema_name)
+    with transaction.atomic(using=OWNER_ALIAS), connections[OWNER_ALIAS].cursor() as cursor:
+        cursor.execute(sql.SQL("CREATE SCHEMA {}").format(schema))
+        with active_schema(tenant):
+            apply_pending(Unit(tenant.slug, OWNER_ALIAS))
+        grant_serving(cursor, tenant.schema_name)
 
 
 def grant_serving(cursor: CursorWrapper, schema_name: str) -> None:

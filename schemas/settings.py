@@ -50,5 +50,5 @@ DATABASES = {
     ),
     # The owner role: migrations and provisioning; in commands only, never in the web
     # server (shared.env.owner_database).
-    **owner_database("tenancy_schemas", ENGINE="django_pgschemas.postgresql"),
+    **owner_database("tenancy_schemas", ENGINE="schemas.db.owner"),
 }

@@ -109,7 +109,10 @@ class SchemaPerTenant(Strategy):
                 raise SlugRefused(
                     f"{slug!r} is refused: a schema {schema_name!r} exists and is no tenant's"
                 )
-            provisioning.clone(schema_name)
+            if provisioning.schema_sharding():
+                provisioning.migrate_new(tenant)
+            else:
+                provisioning.clone(schema_name)
             Domain.objects.using(OWNER_ALIAS).create(tenant=tenant, domain=domain_for(slug))
             if fill is not None:
                 fill(tenant)

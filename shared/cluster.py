@@ -182,7 +182,7 @@ class Cluster:
         except (OSError, IndexError, ValueError):
             return None
 
-    def init(self) -> None:
+    def init(self, superuser_password: str | None = None) -> None:
         bindir = find_bindir()
         self.base.mkdir(parents=True, exist_ok=True)
         self._chown(self.base)
@@ -191,7 +191,8 @@ class Cluster:
                 f"the '{user.pw_name}' OS account that runs PostgreSQL cannot reach {self.base}: "
                 "let it into the folders above (chmod o+x) or keep the project elsewhere"
             )
-        self.password_file.write_text(secrets.token_urlsafe(18) + "\n")
+        # The nodes of one Citus cluster share theirs (shared.citus).
+        self.password_file.write_text((superuser_password or secrets.token_urlsafe(18)) + "\n")
         self.password_file.chmod(0o600)
         self._chown(self.password_file)
         self._run(

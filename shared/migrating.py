@@ -55,7 +55,7 @@ def migrate_unit(unit: Unit) -> Result:
     started = time.monotonic()
     try:
         with unit.context():
-            result = _migrate(unit)
+            result = apply_pending(unit)
             unit.finish()
     except Exception as exc:  # every failure is reported; none hides another
         result = Result(unit.name, "failed", error=str(exc).strip().splitlines()[0])
@@ -66,7 +66,9 @@ def migrate_unit(unit: Unit) -> Result:
     return result
 
 
-def _migrate(unit: Unit) -> Result:
+def apply_pending(unit: Unit) -> Result:
+    """Run the unit's pending migrations on its connection as it is (inside a transaction
+    that is open there, if one is), where its context is already entered."""
     executor = MigrationExecutor(connections[unit.alias])
     targets = executor.loader.graph.leaf_nodes()
     plan = executor.migration_plan(targets)

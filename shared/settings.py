@@ -23,6 +23,10 @@ TENANCY_TENANT_CACHE_SECONDS = float(env("TENANCY_TENANT_CACHE_SECONDS", "2"))
 # every transaction (shared.models.AbstractAccount.statement_timeout). Off only to measure what
 # they cost (make bench-tasks).
 TENANCY_TENANT_LIMITS = env_bool("TENANCY_TENANT_LIMITS", True)
+# rls on Citus (make up CLUSTER=citus): the tenant is set with SET LOCAL, which Citus passes on
+# to its workers, instead of set_config(), which it does not (rls.citus). rls refuses to serve
+# distributed tables without it (rls.checks).
+TENANCY_CITUS = env_bool("TENANCY_CITUS", False)
 # A monitor's key to the bare host's /health/tenants (shared.health); unset: no such page.
 TENANCY_HEALTH_TOKEN = env("TENANCY_HEALTH_TOKEN", "")
 TENANCY_INDEX = env_bool("TENANCY_INDEX", TENANCY_BASE_DOMAIN == "localhost")

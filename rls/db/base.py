@@ -6,7 +6,8 @@ from typing import Any
 from django.conf import settings
 from django.db.backends.postgresql import base
 
-from shared.db.per_transaction import PerTransactionSetting
+from rls import citus
+from shared.db.per_transaction import PerTransactionSetting, TenantGone
 from shared.tenancy import get_current_tenant
 
 # What the statement that sets the tenant also sets, from the tenant's row ``a``.
@@ -14,6 +15,7 @@ LIMITS = (
     ", set_config('statement_timeout', a.statement_timeout::text, true)"
     ", set_config('application_name', a.slug, true)"
 )
+CHECKED = "SELECT {what}{limits} FROM tracker_account_by_slug(%s) AS a WHERE a.id = %s"
 
 
 class DatabaseWrapper(PerTransactionSetting, base.DatabaseWrapper):
@@ -33,8 +35,21 @@ class DatabaseWrapper(PerTransactionSetting, base.DatabaseWrapper):
         if tenant is None or value == "":
             return None
         limits = LIMITS if settings.TENANCY_TENANT_LIMITS else ""
-        return (
-            f"SELECT set_config('app.account_id', %s, true){limits} "
-            "FROM tracker_account_by_slug(%s) AS a WHERE a.id = %s",
-            [value, tenant.slug, tenant.pk],
-        )
+        if settings.TENANCY_CITUS:  # set beforehand (_apply)
+            return CHECKED.format(what="1", limits=limits), [tenant.slug, tenant.pk]
+        what = "set_config('app.account_id', %s, true)"
+        return CHECKED.format(what=what, limits=limits), [value, tenant.slug, tenant.pk]
+
+    def _apply(self, value: str) -> None:
+        if not settings.TENANCY_CITUS:
+            super()._apply(value)
+            return
+        # On Citus the tenant is set with SET LOCAL (rls.citus), and checked after it; the
+        # three statements go out in one pipeline, so this is still one round trip.
+        checked = self.checked_setting(value)
+        with self.connection.pipeline():
+            citus.set_tenant(self.connection, value)
+            found = self.connection.execute(*checked) if checked else None
+        if found is not None and found.fetchone() is None:
+            raise TenantGone("This tenant no longer exists.")
+        self.value_in_transaction = value

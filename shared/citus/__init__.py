@@ -1,0 +1,199 @@
+"""A Citus cluster of project-local PostgreSQL clusters: a coordinator and its workers.
+
+Each node is a ``shared.cluster.Cluster`` with Citus preloaded; they listen on consecutive
+loopback ports and share one superuser password. Citus keeps its metadata per database, so each
+database that is distributed is prepared on its own (``prepare_database``): the extension on
+every node, the roles' passwords in ``pg_dist_authinfo`` (the nodes connect to each other as
+the role of the session that needs it, with scram like every other client), the workers
+registered with the coordinator. ``make up CLUSTER=citus``, the test runner and the benchmarks
+all build theirs with this module.
+"""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+from shared.cluster import (
+    SUPERUSER,
+    THROWAWAY_SETTINGS,
+    Cluster,
+    ClusterError,
+    Credentials,
+    find_bindir,
+    free_port,
+    url,
+)
+
+INSTALL_SCRIPT = Path(__file__).resolve().parent / "install.sh"
+WORKERS = 2
+# Every node: Citus loaded at start; prepared transactions for its two-phase commits; logical
+# decoding for moving shards (the rebalancer) without stopping writes; no TLS between nodes,
+# which all listen on loopback only (Citus asks for it by default).
+NODE_SETTINGS = {
+    "citus.node_conninfo": "sslmode=disable",
+    "shared_preload_libraries": "citus",
+    "max_prepared_transactions": "100",
+    "wal_level": "logical",
+}
+
+
+def installed() -> bool:
+    """Whether the PostgreSQL that ``find_bindir`` picks has the Citus extension."""
+    try:
+        bindir = find_bindir()
+    except ClusterError:
+        return False
+    pg_config = bindir / "pg_config"
+    if pg_config.exists():
+        out = subprocess.run([str(pg_config), "--pkglibdir"], capture_output=True, text=True)
+        if out.returncode == 0 and (Path(out.stdout.strip()) / "citus.so").exists():
+            return True
+    return (bindir.parent / "lib" / "citus.so").exists()
+
+
+@dataclass
+class CitusCluster:
+    coordinator: Cluster
+    workers: list[Cluster]
+
+    @classmethod
+    def at(
+        cls,
+        base: Path,
+        port: int,
+        workers: int = WORKERS,
+        settings: Mapping[str, str] | None = None,
+    ) -> CitusCluster:
+        """The coordinator in ``base/coordinator`` on ``port``, worker N in ``base/worker-N``
+        on ``port + N``."""
+        conf = {**(settings or {}), **NODE_SETTINGS}
+        return cls(
+            Cluster(base / "coordinator", port, conf),
+            [Cluster(base / f"worker-{n}", port + n, conf) for n in range(1, workers + 1)],
+        )
+
+    @property
+    def nodes(self) -> list[Cluster]:
+        return [self.coordinator, *self.workers]
+
+    def initialised(self) -> bool:
+        return all(node.initialised() for node in self.nodes)
+
+    def running(self) -> bool:
+        return all(node.running() for node in self.nodes)
+
+    def init(self) -> None:
+        password = secrets.token_urlsafe(18)
+        for node in self.nodes:
+            if not node.initialised():
+                node.init(password)
+
+    def start(self) -> None:
+        for node in self.nodes:
+            if not node.running():
+                node.start()
+
+    def stop(self) -> None:
+        for node in reversed(self.nodes):
+            node.stop()
+
+    def admin_url(self, dbname: str = "postgres") -> str:
+        return self.coordinator.admin_url(dbname)
+
+    def prepare_database(
+        self, dbname: str, credentials: Credentials, *, schema_sharding: bool = False
+    ) -> None:
+        """Make ``dbname`` (already created on every node) a Citus database: the extension
+        everywhere, the passwords the nodes use to reach each other, the workers registered.
+        Running it again changes nothing but the passwords."""
+        passwords = {SUPERUSER: self.coordinator.superuser_password, **credentials.by_role()}
+        for node in [*self.workers, self.coordinator]:
+            with psycopg.connect(node.admin_url(dbname), autocommit=True) as admin:
+                admin.execute("CREATE EXTENSION IF NOT EXISTS citus")
+                for role, password in passwords.items():
+                    info = f"password={password}"
+                    # 0: any other node; -1: the node itself (Citus' loopback connections).
+                    for node_id in (0, -1):
+                        admin.execute(
+                            "INSERT INTO pg_dist_authinfo (nodeid, rolename, authinfo) "
+                            "VALUES (%s, %s, %s) ON CONFLICT (nodeid, rolename) "
+                            "DO UPDATE SET authinfo = excluded.authinfo",
+                            [node_id, role, info],
+                        )
+        with psycopg.connect(self.coordinator.admin_url(dbname), autocommit=True) as admin:
+            admin.execute(
+                "SELECT citus_set_coordinator_host('127.0.0.1', %s)", [self.coordinator.port]
+            )
+            for worker in self.workers:
+                self.add_worker(admin, worker)
+            if schema_sharding:
+                # Every schema created in this database from now on is distributed whole.
+                admin.execute(
+                    sql.SQL("ALTER DATABASE {} SET citus.enable_schema_based_sharding = on").format(
+                        sql.Identifier(dbname)
+                    )
+                )
+
+    @staticmethod
+    def add_worker(admin: psycopg.Connection, worker: Cluster) -> None:
+        found = admin.execute(
+            "SELECT 1 FROM pg_dist_node WHERE nodename = '127.0.0.1' AND nodeport = %s",
+            [worker.port],
+        ).fetchone()
+        if found is None:
+            admin.execute("SELECT citus_add_node('127.0.0.1', %s)", [worker.port])
+
+    def drop_database(self, dbname: str) -> None:
+        for node in [self.coordinator, *self.workers]:
+            if not node.running():
+                continue
+            with psycopg.connect(node.admin_url(), autocommit=True) as admin:
+                admin.execute(
+                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                        sql.Identifier(dbname)
+                    )
+                )
+
+    def worker_urls(self, user: str, password: str, dbname: str = "") -> list[str]:
+        return [url(user, password, "127.0.0.1", w.port, dbname) for w in self.workers]
+
+
+@contextmanager
+def temporary_citus_cluster(
+    prefix: str = "tenancy-citus-",
+    workers: int = WORKERS,
+    settings: Mapping[str, str] = THROWAWAY_SETTINGS,
+) -> Iterator[CitusCluster]:
+    """A new coordinator and workers on free consecutive ports, started; stopped and removed
+    when the block ends."""
+    workdir = Path(tempfile.mkdtemp(prefix=prefix))
+    workdir.chmod(0o755)  # the servers may run as another OS user (shared.cluster.service_user)
+    citus = CitusCluster.at(workdir, free_ports(workers + 1), workers, settings)
+    try:
+        citus.init()
+        citus.start()
+        yield citus
+    finally:
+        citus.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def free_ports(count: int) -> int:
+    """The first of ``count`` consecutive free ports."""
+    from shared.cluster import port_in_use
+
+    for _ in range(50):
+        first = free_port()
+        if first + count < 65536 and not any(port_in_use(first + n) for n in range(1, count)):
+            return first
+    raise ClusterError(f"found no {count} consecutive free ports on 127.0.0.1")
