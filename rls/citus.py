@@ -34,9 +34,20 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from shared.db.grants import QUEUE, queue_insert_policy
+
 TENANT_TABLES = ["tracker_user", "tracker_project", "tracker_task", "tracker_subtask"]
 ACCOUNT_TABLE = "tracker_account"
+OWN_ACCOUNT_FUNCTION = """
+    CREATE FUNCTION tracker_own_account() RETURNS jsonb
+        LANGUAGE sql STABLE SET search_path = pg_catalog, public, pg_temp
+        AS $$
+            SELECT jsonb_build_object('id', a.id, 'slug', a.slug) FROM tracker_account a
+            WHERE a.id::text = current_setting('app.account_id', true)
+        $$
+"""
 CURRENT_ACCOUNT = "nullif(current_setting('app.account_id', true), '')::bigint"
+
 
 # slide: citus-set-local
 def set_tenant(connection: psycopg.Connection[Any], account_id: str) -> None:
@@ -66,16 +77,17 @@ def distributed_tables(cursor: Any) -> list[str]:
     return [name for (name,) in cursor.fetchall()]
 
 
-def distribute(cursor: Any) -> None:
+def distribute(cursor: Any, runtime_role: str) -> None:
     """Distribute the tables as the module says; the caller's transaction holds it all."""
     # A reference table with foreign keys to it: one connection per node for the whole
     # transaction, or Citus refuses the later statements.
     cursor.execute("SET LOCAL citus.multi_shard_modify_mode TO 'sequential'")
-    for table, column in [(ACCOUNT_TABLE, "id")] + [(t, "account_id") for t in TENANT_TABLES]:
+    for table, column in [(ACCOUNT_TABLE, "id"), *((t, "account_id") for t in TENANT_TABLES)]:
         check = sql.SQL(f"{{column}} = {CURRENT_ACCOUNT}").format(column=sql.Identifier(column))
         cursor.execute(
-            sql.SQL("ALTER POLICY tenant_isolation ON {table} USING ({check}) WITH CHECK ({check})")
-            .format(table=sql.Identifier(table), check=check)
+            sql.SQL(
+                "ALTER POLICY tenant_isolation ON {table} USING ({check}) WITH CHECK ({check})"
+            ).format(table=sql.Identifier(table), check=check)
         )
     # Citus turns a table with a foreign key to a reference table into a "Citus local" table,
     # which it cannot distribute afterwards while it has an identity column: the foreign keys
@@ -84,13 +96,14 @@ def distribute(cursor: Any) -> None:
         "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) FROM pg_constraint "
         "WHERE contype = 'f' AND (conrelid::regclass::text = ANY(%s) "
         "OR confrelid::regclass::text = ANY(%s)) ORDER BY conrelid::regclass::text, conname",
-        [TENANT_TABLES, TENANT_TABLES + [ACCOUNT_TABLE]],
+        [TENANT_TABLES, [*TENANT_TABLES, ACCOUNT_TABLE]],
     )
     foreign_keys = cursor.fetchall()
     for table, name, _ in foreign_keys:
         cursor.execute(
-            sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}")
-            .format(sql.Identifier(table), sql.Identifier(name))
+            sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(
+                sql.Identifier(table), sql.Identifier(name)
+            )
         )
     for table in TENANT_TABLES:
         for statement in (
@@ -98,8 +111,9 @@ def distribute(cursor: Any) -> None:
             "ALTER TABLE {table} ADD CONSTRAINT {pkey} PRIMARY KEY (account_id, id)",
         ):
             cursor.execute(
-                sql.SQL(statement)
-                .format(table=sql.Identifier(table), pkey=sql.Identifier(f"{table}_pkey"))
+                sql.SQL(statement).format(
+                    table=sql.Identifier(table), pkey=sql.Identifier(f"{table}_pkey")
+                )
             )
     cursor.execute("SELECT create_reference_table(%s)", [ACCOUNT_TABLE])
     for table in TENANT_TABLES:
@@ -108,7 +122,25 @@ def distribute(cursor: Any) -> None:
             [table, "default" if table == TENANT_TABLES[0] else TENANT_TABLES[0]],
         )
     for table, name, definition in foreign_keys:
+        # Checked at once: a worker checks a deferred key only when it commits, and Citus does
+        # not pass SET CONSTRAINTS on, so Django's check_constraints() could not ask for it.
+        immediate = definition.replace(" DEFERRABLE INITIALLY DEFERRED", "")
         cursor.execute(
-            sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} {}")
-            .format(sql.Identifier(table), sql.Identifier(name), sql.SQL(definition))
+            sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} {}").format(
+                sql.Identifier(table), sql.Identifier(name), sql.SQL(immediate)
+            )
+        )
+    # The task queue stays a plain table on the coordinator, but its insert policy read the
+    # account table in a sub-query, which Citus refuses once that is a reference table; a
+    # function call reads the same row (the runtime role's own account, through its policy).
+    cursor.execute(OWN_ACCOUNT_FUNCTION)
+    cursor.execute(sql.SQL("DROP POLICY task_of_own_tenant ON {}").format(sql.Identifier(QUEUE)))
+    role = cursor.db.ops.quote_name(runtime_role)
+    cursor.execute(queue_insert_policy(role, "tracker_own_account()"))
+    # The coordinator sends the id it drew to the worker (shared.db.grants.distributed_by_citus).
+    for table in TENANT_TABLES:
+        cursor.execute(
+            sql.SQL("GRANT INSERT (id) ON {} TO {}").format(
+                sql.Identifier(table), sql.Identifier(runtime_role)
+            )
         )

@@ -13,7 +13,10 @@ import functools
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, cast
 
+from django.core.exceptions import FieldDoesNotExist
 from django.db import models
+from django.db.models import F
+from django.db.models.constants import LOOKUP_SEP
 from django.db.models.query import RawQuerySet
 
 from shared.db import OWNER_ALIAS
@@ -120,6 +123,39 @@ class TenantQuerySet(models.QuerySet):
         clone = self.using(OWNER_ALIAS)
         clone._tenant_scope = CROSS_TENANT
         return clone
+
+    # A value read across a relation (``task__project__name``) is read from rows of the same
+    # account: the joined rows' account is the row's own. The composite foreign keys make that
+    # true already; saying it lets Citus send the query to the one shard holding the account,
+    # where it would otherwise refuse a join that is not on the distribution column (rls.citus).
+    def values(self, *fields: Any, **expressions: Any) -> Any:
+        return super(TenantQuerySet, self._joins_in_account(fields)).values(*fields, **expressions)
+
+    def values_list(self, *fields: Any, **kwargs: Any) -> Any:
+        return super(TenantQuerySet, self._joins_in_account(fields)).values_list(*fields, **kwargs)
+
+    def _joins_in_account(self, fields: Iterable[Any]) -> TenantQuerySet:
+        if self.model.tenant_field != "account":  # Account itself
+            return self
+        paths = set()
+        for name in fields:
+            if not isinstance(name, str):
+                continue
+            parts = name.split(LOOKUP_SEP)
+            model = self.model
+            for depth, part in enumerate(parts[:-1], start=1):
+                try:
+                    field = model._meta.get_field(part)
+                except FieldDoesNotExist:
+                    break
+                related = field.related_model
+                if not (isinstance(related, type) and issubclass(related, TenantModel)):
+                    break
+                paths.add(LOOKUP_SEP.join(parts[:depth]))
+                model = related
+        if not paths:
+            return self
+        return self.filter(**{f"{path}__account": F("account") for path in sorted(paths)})
 
     def bulk_create(self, objs: Iterable[Any], *args: Any, **kwargs: Any) -> list[Any]:
         require_scope(self.model, self._tenant_scope, "bulk_create", self.db)

@@ -226,19 +226,26 @@ class Cluster:
         )
         self.log.touch()
         self._chown(self.log)
-        self._run(
-            find_bindir() / "pg_ctl",
-            "start",
-            "-w",
-            "-t",
-            "60",
-            "-D",
-            self.data,
-            "-l",
-            self.log,
-            "-o",
-            options,
-        )
+        try:
+            self._run(
+                find_bindir() / "pg_ctl",
+                "start",
+                "-w",
+                "-t",
+                "60",
+                "-D",
+                self.data,
+                "-l",
+                self.log,
+                "-o",
+                options,
+            )
+        except ClusterError as exc:
+            # pg_ctl only says to look at the log: say what it says.
+            lines = [line for line in self.log.read_text().splitlines() if "FATAL" in line]
+            raise ClusterError(
+                f"{exc} ({lines[-1] if lines else 'see ' + str(self.log)})"
+            ) from None
 
     def stop(self) -> None:
         if self.running():

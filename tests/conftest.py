@@ -1,1 +1,6 @@
-pytest_plugins = ["tests.plugins.database", "tests.plugins.tenants", "tests.plugins.catalogue"]
+pytest_plugins = [
+    "tests.plugins.database",
+    "tests.plugins.tenants",
+    "tests.plugins.catalogue",
+    "tests.plugins.citus",
+]

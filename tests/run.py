@@ -3,12 +3,18 @@ bootstrap SQL, then pytest once per strategy over tests/contract and that strate
 then, for the strategies that share one server between tenants, the contract suite again and
 tests/pooler through PgBouncer in transaction mode.
 
-    python -m tests.run [--strategy rls] [--pgbouncer also|only|no] [pytest arguments...]
+Where Citus is installed, rls and schemas run the contract suite and tests/citus once more on
+a coordinator with two workers (``--citus no`` leaves them out; without Citus they are left
+out, loudly).
+
+    python -m tests.run [--strategy rls] [--pgbouncer also|only|no] [--citus also|only|no]
+                        [pytest arguments...]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import secrets
 import signal
@@ -21,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+import shared.citus
 import tests.pgbouncer
 from shared.cluster import ClusterError, Credentials, bootstrap, temporary_cluster
 from shared.env import ROOT
@@ -191,6 +198,51 @@ def pooled_passes(
     return results
 
 
+CITUS_STRATEGIES = ["rls", "schemas"]  # multidb needs no distributed engine (DESIGN.md §9)
+
+
+def citus_passes(
+    strategies: list[str], pytest_args: list[str], workdir: Path, stack: ExitStack
+) -> dict[str, Result]:
+    """The contract suite and tests/citus again, on a Citus coordinator with two workers of
+    its own (the same roles, bootstrapped on every node)."""
+    chosen = [s for s in CITUS_STRATEGIES if s in strategies]
+    if not chosen:
+        return {}
+    if not shared.citus.installed():
+        loud(
+            f"Citus is NOT INSTALLED: the {' and '.join(s + '+citus' for s in chosen)} passes "
+            "are LEFT OUT.\nInstall it from Citus' packages, or build it: make citus-install "
+            "CITUS_SOURCE=citus-X.Y.Z.tar.gz [CITUS_PATCH=...] (bash .ci/run does)."
+        )
+        return {}
+    citus = stack.enter_context(shared.citus.temporary_citus_cluster(prefix="tenancy-test-"))
+    credentials = Credentials.generate()
+    for node in citus.nodes:
+        bootstrap(node.admin_url(), credentials)
+    coordinator = citus.coordinator
+    print(
+        f"\nCitus {shared.citus.version(citus)}: coordinator on 127.0.0.1:{coordinator.port}, "
+        f"workers on {', '.join(f'127.0.0.1:{w.port}' for w in citus.workers)}"
+    )
+    env = test_environment(
+        coordinator.admin_url(), credentials, f"{coordinator.base}:{coordinator.port}", workdir
+    )
+    env |= {
+        "TENANCY_CITUS": "1",
+        "TENANCY_TEST_CITUS": json.dumps(
+            {"base": str(coordinator.base.parent), "port": coordinator.port,
+             "workers": len(citus.workers)}
+        ),
+    }  # fmt: skip
+    return {
+        f"{s}+citus": run_pytest(
+            s, env, pytest_args, workdir / f"{s}+citus.xml", ["tests/contract", "tests/citus"]
+        )
+        for s in chosen
+    }
+
+
 def summary(results: dict[str, Result]) -> int:
     print("\n=== summary")
     for name, r in results.items():
@@ -205,6 +257,12 @@ def summary(results: dict[str, Result]) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--strategy", action="append", choices=STRATEGIES)
+    parser.add_argument(
+        "--citus",
+        choices=["also", "only", "no"],
+        default="also",
+        help="the passes on a Citus cluster, rls and schemas (default: also, if installed)",
+    )
     parser.add_argument(
         "--pgbouncer",
         choices=["also", "only", "no"],
@@ -223,10 +281,12 @@ def main(argv: list[str] | None = None) -> int:
             credentials = Credentials.generate()
             bootstrap(admin_url, credentials)
             env = test_environment(admin_url, credentials, cluster, workdir)
-            if args.pgbouncer != "only":
+            if args.citus != "only" and args.pgbouncer != "only":
                 results |= direct_passes(strategies, env, pytest_args, workdir)
-            if args.pgbouncer != "no" and strategies:
+            if args.citus != "only" and args.pgbouncer != "no" and strategies:
                 results |= pooled_passes(strategies, env, credentials, pytest_args, workdir)
+            if args.citus != "no" and args.pgbouncer != "only":
+                results |= citus_passes(strategies, pytest_args, workdir, stack)
         except ClusterError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1

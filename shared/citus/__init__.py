@@ -61,6 +61,14 @@ def installed() -> bool:
     return (bindir.parent / "lib" / "citus.so").exists()
 
 
+def version(citus: CitusCluster) -> str:
+    with psycopg.connect(citus.admin_url()) as admin:
+        row = admin.execute(
+            "SELECT default_version FROM pg_available_extensions WHERE name = 'citus'"
+        ).fetchone()
+    return row[0] if row else "(not installed)"
+
+
 @dataclass
 class CitusCluster:
     coordinator: Cluster
@@ -136,6 +144,14 @@ class CitusCluster:
             )
             for worker in self.workers:
                 self.add_worker(admin, worker)
+            # A transaction that changes several tenants' rows (the owner's cross-tenant work)
+            # and then a reference table, which every tenant table refers to, must do it over
+            # one connection per node, or Citus refuses the second statement.
+            admin.execute(
+                sql.SQL(
+                    "ALTER DATABASE {} SET citus.multi_shard_modify_mode = 'sequential'"
+                ).format(sql.Identifier(dbname))
+            )
             if schema_sharding:
                 # Every schema created in this database from now on is distributed whole.
                 admin.execute(

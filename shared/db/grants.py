@@ -1,6 +1,7 @@
 """Migration operations that give the runtime role exactly the rights it needs."""
 
 from collections.abc import Callable
+from typing import Any
 
 from django.apps.registry import Apps
 from django.conf import settings
@@ -97,6 +98,24 @@ def grant_select(*tables: str) -> migrations.RunPython:
     return migrations.RunPython(run, reverse)
 
 
+def distributed_by_citus(cursor: Any, table: str) -> bool:
+    """Whether Citus distributes ``table``. Its coordinator fills in an identity column itself
+    and sends the value to the worker, so the runtime role needs INSERT on ``id`` there. That
+    gives nothing away: the key is (account_id, id) on a distributed table (rls.citus), so a
+    chosen id can only ever collide with the tenant's own rows."""
+    cursor.execute(
+        "SELECT EXISTS (SELECT FROM pg_extension WHERE extname = 'citus') AND "
+        "to_regclass('pg_dist_partition') IS NOT NULL"
+    )
+    if not cursor.fetchone()[0]:
+        return False
+    cursor.execute(
+        "SELECT EXISTS (SELECT FROM pg_dist_partition WHERE logicalrelid = to_regclass(%s))",
+        [table],
+    )
+    return bool(cursor.fetchone()[0])
+
+
 def _id_writes(action: str, tables: tuple[str, ...]) -> Operation:
     def run(apps: Apps, schema_editor: BaseDatabaseSchemaEditor) -> None:
         role = schema_editor.quote_name(runtime_role())
@@ -115,6 +134,8 @@ def _id_writes(action: str, tables: tuple[str, ...]) -> Operation:
                     cursor.execute(
                         f"GRANT INSERT ({columns}), UPDATE ({columns}) ON {name} TO {role}"
                     )
+                    if distributed_by_citus(cursor, table):
+                        cursor.execute(f"GRANT INSERT (id) ON {name} TO {role}")
                 else:
                     cursor.execute(f"GRANT INSERT, UPDATE ON {name} TO {role}")
 

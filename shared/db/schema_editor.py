@@ -30,4 +30,4 @@ class ConstraintsApartSchemaEditor(DatabaseSchemaEditor):
         finally:
             del self.sql_check_constraint
         name = f"{model._meta.db_table}_{field.column}_check"
-        self.execute(self._create_check_sql(model, name, check))
+        self.execute(self._create_check_sql(model, name, check))  # type: ignore[attr-defined]

@@ -23,10 +23,19 @@ def django_db_setup(django_test_environment, django_db_blocker):
     from django.conf import settings
     from django.db import connections
 
+    from tests.plugins import citus
+
     owner = connections["owner"]
     with django_db_blocker.unblock():
         old_name = owner.settings_dict["NAME"]
-        name = owner.creation.create_test_db(verbosity=0, autoclobber=True, serialize=False)
+        on_citus = citus.cluster_under_test() is not None
+        if on_citus:
+            # Citus is set up in a database before anything is migrated into it.
+            created = owner.creation._create_test_db(verbosity=0, autoclobber=True)
+            citus.prepare_test_database(created)
+        name = owner.creation.create_test_db(
+            verbosity=0, autoclobber=True, serialize=False, keepdb=on_citus
+        )
         for alias, conf in settings.DATABASES.items():
             if alias != "owner":
                 connections[alias].close()
@@ -59,6 +68,8 @@ def drop_test_database(owner, name: str, old_name: str) -> None:
     import psycopg
     from psycopg import sql
 
+    from tests.plugins import citus
+
     owner.close()
     with psycopg.connect(admin_url, autocommit=True) as admin:
         # multidb's tenant databases and template are named after the catalogue's database,
@@ -74,6 +85,7 @@ def drop_test_database(owner, name: str, old_name: str) -> None:
             admin.execute(
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database))
             )
+        citus.drop_test_database(name)
         for role in left:
             admin.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
     owner.settings_dict["NAME"] = old_name

@@ -8,12 +8,13 @@ backend (shared.db.schema_editor).
 from django.db import migrations
 
 from rls import citus
+from shared.db.grants import runtime_role
 
 
 def forward(apps, schema_editor):
     with schema_editor.connection.cursor() as cursor:
         if citus.has_citus(cursor):
-            citus.distribute(cursor)
+            citus.distribute(cursor, runtime_role())
 
 
 def backward(apps, schema_editor):

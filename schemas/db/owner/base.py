@@ -7,4 +7,4 @@ from shared.db.schema_editor import ConstraintsApartSchemaEditor
 
 
 class DatabaseWrapper(base.DatabaseWrapper):
-    SchemaEditorClass = ConstraintsApartSchemaEditor  # type: ignore[assignment]
+    SchemaEditorClass = ConstraintsApartSchemaEditor
