@@ -61,6 +61,24 @@ def installed() -> bool:
     return (bindir.parent / "lib" / "citus.so").exists()
 
 
+# Some PostgreSQL builds (Debian's since 15.19) name the logical decoding output plugins that
+# may be used; Citus moves shards with its own.
+OUTPUT_PLUGINS = "output_plugin_libraries"
+CITUS_OUTPUT_PLUGINS = "pgoutput, test_decoding, citus"
+
+
+def init_node(node: Cluster, superuser_password: str) -> None:
+    """``node.init`` with the cluster's superuser password, and the output plugin setting
+    where this PostgreSQL has it."""
+    node.init(superuser_password)
+    described = subprocess.run(
+        [str(find_bindir() / "postgres"), "--describe-config"], capture_output=True, text=True
+    )
+    if any(line.startswith(OUTPUT_PLUGINS + "\t") for line in described.stdout.splitlines()):
+        with (node.data / "postgresql.conf").open("a") as conf:
+            conf.write(f"{OUTPUT_PLUGINS} = '{CITUS_OUTPUT_PLUGINS}'\n")
+
+
 def version(citus: CitusCluster) -> str:
     with psycopg.connect(citus.admin_url()) as admin:
         row = admin.execute(
@@ -104,7 +122,7 @@ class CitusCluster:
         password = secrets.token_urlsafe(18)
         for node in self.nodes:
             if not node.initialised():
-                node.init(password)
+                init_node(node, password)
 
     def start(self) -> None:
         for node in self.nodes:
@@ -124,20 +142,8 @@ class CitusCluster:
         """Make ``dbname`` (already created on every node) a Citus database: the extension
         everywhere, the passwords the nodes use to reach each other, the workers registered.
         Running it again changes nothing but the passwords."""
-        passwords = {SUPERUSER: self.coordinator.superuser_password, **credentials.by_role()}
         for node in [*self.workers, self.coordinator]:
-            with psycopg.connect(node.admin_url(dbname), autocommit=True) as admin:
-                admin.execute("CREATE EXTENSION IF NOT EXISTS citus")
-                for role, password in passwords.items():
-                    info = f"password={password}"
-                    # 0: any other node; -1: the node itself (Citus' loopback connections).
-                    for node_id in (0, -1):
-                        admin.execute(
-                            "INSERT INTO pg_dist_authinfo (nodeid, rolename, authinfo) "
-                            "VALUES (%s, %s, %s) ON CONFLICT (nodeid, rolename) "
-                            "DO UPDATE SET authinfo = excluded.authinfo",
-                            [node_id, role, info],
-                        )
+            self.prepare_node(node, dbname, credentials)
         with psycopg.connect(self.coordinator.admin_url(dbname), autocommit=True) as admin:
             admin.execute(
                 "SELECT citus_set_coordinator_host('127.0.0.1', %s)", [self.coordinator.port]
@@ -147,18 +153,35 @@ class CitusCluster:
             # A transaction that changes several tenants' rows (the owner's cross-tenant work)
             # and then a reference table, which every tenant table refers to, must do it over
             # one connection per node, or Citus refuses the second statement.
+            database = sql.Identifier(dbname)
             admin.execute(
                 sql.SQL(
                     "ALTER DATABASE {} SET citus.multi_shard_modify_mode = 'sequential'"
-                ).format(sql.Identifier(dbname))
+                ).format(database)
             )
             if schema_sharding:
                 # Every schema created in this database from now on is distributed whole.
                 admin.execute(
                     sql.SQL("ALTER DATABASE {} SET citus.enable_schema_based_sharding = on").format(
-                        sql.Identifier(dbname)
+                        database
                     )
                 )
+
+    def prepare_node(self, node: Cluster, dbname: str, credentials: Credentials) -> None:
+        """The extension in ``dbname`` on ``node``, and the passwords Citus connects with from
+        there: the nodes authenticate each other's connections like any client's (scram)."""
+        passwords = {SUPERUSER: self.coordinator.superuser_password, **credentials.by_role()}
+        with psycopg.connect(node.admin_url(dbname), autocommit=True) as admin:
+            admin.execute("CREATE EXTENSION IF NOT EXISTS citus")
+            for role, password in passwords.items():
+                # 0: any other node; -1: the node itself (Citus' loopback connections).
+                for node_id in (0, -1):
+                    admin.execute(
+                        "INSERT INTO pg_dist_authinfo (nodeid, rolename, authinfo) "
+                        "VALUES (%s, %s, %s) ON CONFLICT (nodeid, rolename) "
+                        "DO UPDATE SET authinfo = excluded.authinfo",
+                        [node_id, role, f"password={password}"],
+                    )
 
     @staticmethod
     def add_worker(admin: psycopg.Connection, worker: Cluster) -> None:

@@ -1,0 +1,113 @@
+"""rls on Citus: how the tenant reaches the workers, the tables as distributed, and one large
+tenant moved to a shard of its own while it is served."""
+
+from __future__ import annotations
+
+import time
+
+import psycopg
+from django.conf import settings
+
+from bench.server import gunicorn
+from rls import citus
+from shared.cluster import url
+from shared.db import RUNTIME_ALIAS
+from tests.citus.conftest import TENANT_TABLES, Load, admin, served_env
+
+
+def runtime_session() -> psycopg.Connection:
+    conf = settings.DATABASES[RUNTIME_ALIAS]
+    return psycopg.connect(
+        url(conf["USER"], conf["PASSWORD"], conf["HOST"], int(conf["PORT"]), conf["NAME"])
+    )
+
+
+def count_seen(connection: psycopg.Connection, account_id: int) -> int:
+    return connection.execute(
+        "SELECT count(*) FROM tracker_subtask WHERE account_id = %s", [account_id]
+    ).fetchone()[0]
+
+
+def test_set_config_alone_shows_no_rows_and_set_local_shows_the_tenants(live_db, tenant_a):
+    """The fail-closed proof: set_config() stays on the coordinator, so the workers evaluate
+    the policies with no tenant and return nothing. rls.db.base must use SET LOCAL."""
+    account = tenant_a.tenant.pk
+    with runtime_session() as connection:
+        connection.execute("SELECT set_config('app.account_id', %s, true)", [str(account)])
+        assert connection.execute("SELECT current_setting('app.account_id')").fetchone()[0]
+        assert count_seen(connection, account) == 0
+        assert connection.execute("SELECT count(*) FROM tracker_task").fetchone()[0] == 0
+        connection.rollback()
+        # SET LOCAL alone, without propagate_set_commands: not passed on either.
+        connection.execute(f"SET LOCAL app.account_id = '{account}'")
+        assert count_seen(connection, account) == 0
+        connection.rollback()
+        citus.set_tenant(connection, str(account))
+        assert count_seen(connection, account) == len(tenant_a.ids["subtask"])
+        connection.rollback()
+        # And with no tenant, nothing.
+        assert count_seen(connection, account) == 0
+
+
+def test_every_shard_keeps_row_level_security_and_the_composite_keys(live_db, citus_cluster):
+    for worker in citus_cluster.workers:
+        with admin(citus_cluster, worker.port) as node:
+            node.execute("SET citus.show_shards_for_app_name_prefixes = '*'")
+            shards = node.execute(
+                "SELECT c.relname, c.relrowsecurity, c.relforcerowsecurity, "
+                "EXISTS (SELECT FROM pg_policy p WHERE p.polrelid = c.oid "
+                "        AND p.polqual IS NOT NULL AND p.polwithcheck IS NOT NULL) "
+                "FROM pg_class c WHERE c.relkind = 'r' AND c.relname ~ %s",
+                [rf"^({'|'.join(TENANT_TABLES)})_\d+$"],
+            ).fetchall()
+            assert len(shards) >= len(TENANT_TABLES)
+            assert [s for s in shards if not (s[1] and s[2] and s[3])] == []
+            keys = node.execute(
+                "SELECT count(*) FROM pg_constraint WHERE contype = 'f' AND "
+                "(conname LIKE 'task_project_same_account%' "
+                "OR conname LIKE 'subtask_task_same_account%')"
+            ).fetchone()[0]
+            tasks = sum(1 for s in shards if s[0].startswith("tracker_task_"))
+            assert keys >= 2 * tasks > 0
+
+
+def test_the_account_table_is_a_reference_table_and_the_rest_are_colocated(live_db, citus_cluster):
+    with admin(citus_cluster) as coordinator:
+        kinds = dict(
+            coordinator.execute(
+                "SELECT table_name::text, citus_table_type || ':' || distribution_column || ':' "
+                "|| colocation_id FROM citus_tables"
+            ).fetchall()
+        )
+    assert kinds["tracker_account"].startswith("reference:")
+    tenant_tables = {kinds[t] for t in TENANT_TABLES}
+    assert len(tenant_tables) == 1 and next(iter(tenant_tables)).startswith(
+        "distributed:account_id:"
+    )
+
+
+def test_a_large_tenant_moves_to_a_shard_of_its_own_while_served(
+    live_db, strategy, one_per_worker, tenant_a, citus_cluster
+):
+    tenants = {t.slug: t for t in one_per_worker.values()} | {tenant_a.slug: tenant_a.tenant}
+    names = {f"{t.slug}.localhost": t.name for t in tenants.values()}
+    with gunicorn("rls.wsgi", served_env(), workers=2) as (port, _):
+        load = Load(port, names)
+        with load.running():
+            time.sleep(1)
+            with admin(citus_cluster) as coordinator:
+                coordinator.execute(
+                    "SELECT isolate_tenant_to_new_shard('tracker_user', %s, 'CASCADE')",
+                    [tenant_a.tenant.pk],
+                )
+                alone = coordinator.execute(
+                    "SELECT shardminvalue = shardmaxvalue FROM pg_dist_shard WHERE shardid = "
+                    "get_shard_id_for_distribution_column('tracker_subtask', %s)",
+                    [tenant_a.tenant.pk],
+                ).fetchone()[0]
+            time.sleep(1)
+    print(f"isolate_tenant_to_new_shard under load: {load.summary()}")
+    assert alone, "the tenant's shard covers other hash values too"
+    assert len(load.answers) > 20
+    assert not load.failed(), load.failed()[:5]
+    assert not load.wrong(), load.wrong()[:5]
