@@ -22,7 +22,6 @@ from shared.cluster import Cluster, Credentials, bootstrap, free_port
 from shared.db import OWNER_ALIAS, RUNTIME_ALIAS
 from shared.env import ROOT
 from shared.pages import ACCOUNT_CELL
-from shared.tenancy import activate
 from tests.citus.conftest import TENANT_TABLES, Load, admin, node_of, served_env, shards_of
 from tests.contract.test_faults import forget_connections
 from tests.plugins.citus import create_database_on_workers
@@ -81,7 +80,7 @@ def test_the_list_page_is_a_one_task_plan_for_every_tenant(live_db, strategy, on
 def test_a_stopped_worker_fails_only_its_tenants_and_they_come_back(
     live_db, strategy, one_per_worker, citus_cluster
 ):
-    (down_port, down), (up_port, up) = sorted(one_per_worker.items())[:2]
+    (down_port, down), (_, up) = sorted(one_per_worker.items())[:2]
     worker = next(w for w in citus_cluster.workers if w.port == down_port)
     with gunicorn(f"{strategy.name}.wsgi", served_env(), workers=2) as (port, _):
         assert get(port, f"{down.slug}.localhost", "/subtasks/")[0] == 200
