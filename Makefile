@@ -6,6 +6,8 @@ STRATEGY ?= rls
 PORT ?= 8000
 ACCOUNTS ?= 5
 PGPORT ?= 54320
+# CLUSTER=citus: rls or schemas on a Citus coordinator (PGPORT) and two workers (the next ports).
+CLUSTER ?=
 WORKERS ?= 2
 COUNTS ?= 10,100
 STRATEGIES := rls multidb schemas
@@ -14,11 +16,11 @@ space := $(subst ,, )
 export PGPORT
 
 .DEFAULT_GOAL := help
-.PHONY: help install check-strategy up serve worker down test lint format lock bench-install bench bench-scale bench-load bench-tenants bench-lifecycle bench-tasks slides slides-install clean
+.PHONY: help install check-strategy up serve worker down test citus-install lint format lock bench-install bench bench-scale bench-load bench-tenants bench-lifecycle bench-tasks slides slides-install clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
-	@echo "  Variables: STRATEGY=$(STRATEGY) (one of: $(STRATEGIES)) PORT=$(PORT) ACCOUNTS=$(ACCOUNTS) PGPORT=$(PGPORT)"
+	@echo "  Variables: STRATEGY=$(STRATEGY) (one of: $(STRATEGIES)) PORT=$(PORT) ACCOUNTS=$(ACCOUNTS) PGPORT=$(PGPORT) CLUSTER=$(CLUSTER) (citus, or unset)"
 
 install: $(VENV)/.installed ## Build .venv from requirements.lock (needs python3 >= 3.11)
 
@@ -34,15 +36,22 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 check-strategy:
 	@case " $(STRATEGIES) " in *" $(STRATEGY) "*) ;; \
 		*) echo "error: STRATEGY=$(STRATEGY) is not one of: $(STRATEGIES)"; exit 2;; esac
+	@case "$(CLUSTER)" in "") ;; \
+		citus) case "$(STRATEGY)" in rls|schemas) ;; \
+			*) echo "error: CLUSTER=citus is for STRATEGY=rls or schemas (multidb spreads tenant databases over servers itself)"; exit 2;; esac;; \
+		*) echo "error: CLUSTER=$(CLUSTER) is not one of: citus (or leave it unset)"; exit 2;; esac
 
 up: check-strategy install ## Start PostgreSQL and serve STRATEGY on http://tenant-1.localhost:PORT/
 	@if docker info >/dev/null 2>&1; then \
 		echo "Docker engine found: running STRATEGY=$(STRATEGY) with docker compose"; \
 		DJANGO_SECRET_KEY="$${DJANGO_SECRET_KEY:-$$($(PY) -m shared.localdb secret-key)}" \
-		STRATEGY=$(STRATEGY) PORT=$(PORT) ACCOUNTS=$(ACCOUNTS) docker compose up --build; \
+		STRATEGY=$(STRATEGY) PORT=$(PORT) ACCOUNTS=$(ACCOUNTS) \
+		$(if $(CLUSTER),DB_HOST=citus-coordinator TENANCY_CITUS=1 COMPOSE_PROFILES=citus) \
+		docker compose up --build; \
 	else \
 		echo "No Docker engine answers: using a project-local PostgreSQL cluster (.pgdata/)"; \
-		$(PY) -m shared.localdb up && $(MAKE) --no-print-directory serve; \
+		$(PY) -m shared.localdb up --cluster $(or $(CLUSTER),single) && \
+			$(MAKE) --no-print-directory serve; \
 	fi
 
 serve: check-strategy install ## Migrate, add ACCOUNTS test accounts if empty, serve (database already up)
@@ -59,12 +68,20 @@ serve: check-strategy install ## Migrate, add ACCOUNTS test accounts if empty, s
 worker: check-strategy install ## Run STRATEGY's background tasks, each in its tenant (database already up)
 	@exec $(PY) $(STRATEGY)/manage.py runworker
 
-down: ## Stop PostgreSQL (compose or the local cluster); data is kept
-	@if docker info >/dev/null 2>&1; then docker compose down; \
+down: ## Stop PostgreSQL (compose, or the local cluster or Citus nodes); data is kept
+	@if docker info >/dev/null 2>&1; then COMPOSE_PROFILES=citus docker compose down; \
 	else $(PY) -m shared.localdb down; fi
 
 test: install slides-install ## Run every test against a throwaway PostgreSQL (or DATABASE_URL's server)
 	$(PY) -m tests.run
+
+# Build Citus from source where no package or image can be used (bash .ci/run does, with the
+# files the CI machines keep); it installs the build dependencies from Debian's packages.
+CITUS_SOURCE ?=
+CITUS_PATCH ?=
+citus-install: ## Build and install Citus from CITUS_SOURCE (a tarball) and CITUS_PATCH (optional; needs root)
+	@[ -n "$(CITUS_SOURCE)" ] || { echo "error: set CITUS_SOURCE=path/to/citus-X.Y.Z.tar.gz"; exit 2; }
+	bash shared/citus/install.sh "$(CITUS_SOURCE)" "$(CITUS_PATCH)"
 
 # mypy reads each strategy's settings (django-stubs); these stand in for a server, never reached.
 TYPECHECK_ENV := TENANCY_ENV_FILE=/dev/null DJANGO_DEBUG=1 \

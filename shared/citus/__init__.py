@@ -36,6 +36,8 @@ from shared.cluster import (
 
 INSTALL_SCRIPT = Path(__file__).resolve().parent / "install.sh"
 WORKERS = 2
+# The strategies' databases on Citus, and whether each distributes its schemas whole.
+DATABASES = {"tenancy_rls": False, "tenancy_schemas": True}
 # Every node: Citus loaded at start; prepared transactions for its two-phase commits; logical
 # decoding for moving shards (the rebalancer) without stopping writes; no TLS between nodes,
 # which all listen on loopback only (Citus asks for it by default).
@@ -87,6 +89,82 @@ def version(citus: CitusCluster) -> str:
     return row[0] if row else "(not installed)"
 
 
+@dataclass(frozen=True)
+class Node:
+    """A Citus node as the others reach it, with its superuser's password (every node of a
+    cluster has the same one)."""
+
+    host: str
+    port: int
+    superuser_password: str
+
+    def admin_url(self, dbname: str = "postgres") -> str:
+        return url(SUPERUSER, self.superuser_password, self.host, self.port, dbname)
+
+
+def prepare_database(
+    coordinator: Node,
+    workers: list[Node],
+    dbname: str,
+    credentials: Credentials,
+    *,
+    schema_sharding: bool = False,
+) -> None:
+    """Make ``dbname`` (already created on every node) a Citus database: the extension
+    everywhere, the passwords the nodes use to reach each other, the workers registered.
+    Running it again changes nothing but the passwords."""
+    for node in [*workers, coordinator]:
+        prepare_node(node, dbname, credentials)
+    with psycopg.connect(coordinator.admin_url(dbname), autocommit=True) as admin:
+        admin.execute(
+            "SELECT citus_set_coordinator_host(%s, %s)", [coordinator.host, coordinator.port]
+        )
+        for worker in workers:
+            add_worker(admin, worker)
+        # A transaction that changes several tenants' rows (the owner's cross-tenant work)
+        # and then a reference table, which every tenant table refers to, must do it over
+        # one connection per node, or Citus refuses the second statement.
+        database = sql.Identifier(dbname)
+        admin.execute(
+            sql.SQL("ALTER DATABASE {} SET citus.multi_shard_modify_mode = 'sequential'").format(
+                database
+            )
+        )
+        if schema_sharding:
+            # Every schema created in this database from now on is distributed whole.
+            admin.execute(
+                sql.SQL("ALTER DATABASE {} SET citus.enable_schema_based_sharding = on").format(
+                    database
+                )
+            )
+
+
+def prepare_node(node: Node, dbname: str, credentials: Credentials) -> None:
+    """The extension in ``dbname`` on ``node``, and the passwords Citus connects with from
+    there: the nodes authenticate each other's connections like any client's (scram)."""
+    passwords = {SUPERUSER: node.superuser_password, **credentials.by_role()}
+    with psycopg.connect(node.admin_url(dbname), autocommit=True) as admin:
+        admin.execute("CREATE EXTENSION IF NOT EXISTS citus")
+        for role, password in passwords.items():
+            # 0: any other node; -1: the node itself (Citus' loopback connections).
+            for node_id in (0, -1):
+                admin.execute(
+                    "INSERT INTO pg_dist_authinfo (nodeid, rolename, authinfo) "
+                    "VALUES (%s, %s, %s) ON CONFLICT (nodeid, rolename) "
+                    "DO UPDATE SET authinfo = excluded.authinfo",
+                    [node_id, role, f"password={password}"],
+                )
+
+
+def add_worker(admin: psycopg.Connection, worker: Node) -> None:
+    found = admin.execute(
+        "SELECT 1 FROM pg_dist_node WHERE nodename = %s AND nodeport = %s",
+        [worker.host, worker.port],
+    ).fetchone()
+    if found is None:
+        admin.execute("SELECT citus_add_node(%s, %s)", [worker.host, worker.port])
+
+
 @dataclass
 class CitusCluster:
     coordinator: Cluster
@@ -136,61 +214,26 @@ class CitusCluster:
     def admin_url(self, dbname: str = "postgres") -> str:
         return self.coordinator.admin_url(dbname)
 
+    def address(self, node: Cluster) -> Node:
+        return Node("127.0.0.1", node.port, node.superuser_password)
+
     def prepare_database(
         self, dbname: str, credentials: Credentials, *, schema_sharding: bool = False
     ) -> None:
-        """Make ``dbname`` (already created on every node) a Citus database: the extension
-        everywhere, the passwords the nodes use to reach each other, the workers registered.
-        Running it again changes nothing but the passwords."""
-        for node in [*self.workers, self.coordinator]:
-            self.prepare_node(node, dbname, credentials)
-        with psycopg.connect(self.coordinator.admin_url(dbname), autocommit=True) as admin:
-            admin.execute(
-                "SELECT citus_set_coordinator_host('127.0.0.1', %s)", [self.coordinator.port]
-            )
-            for worker in self.workers:
-                self.add_worker(admin, worker)
-            # A transaction that changes several tenants' rows (the owner's cross-tenant work)
-            # and then a reference table, which every tenant table refers to, must do it over
-            # one connection per node, or Citus refuses the second statement.
-            database = sql.Identifier(dbname)
-            admin.execute(
-                sql.SQL(
-                    "ALTER DATABASE {} SET citus.multi_shard_modify_mode = 'sequential'"
-                ).format(database)
-            )
-            if schema_sharding:
-                # Every schema created in this database from now on is distributed whole.
-                admin.execute(
-                    sql.SQL("ALTER DATABASE {} SET citus.enable_schema_based_sharding = on").format(
-                        database
-                    )
-                )
+        prepare_database(
+            self.address(self.coordinator),
+            [self.address(w) for w in self.workers],
+            dbname,
+            credentials,
+            schema_sharding=schema_sharding,
+        )
 
     def prepare_node(self, node: Cluster, dbname: str, credentials: Credentials) -> None:
-        """The extension in ``dbname`` on ``node``, and the passwords Citus connects with from
-        there: the nodes authenticate each other's connections like any client's (scram)."""
-        passwords = {SUPERUSER: self.coordinator.superuser_password, **credentials.by_role()}
-        with psycopg.connect(node.admin_url(dbname), autocommit=True) as admin:
-            admin.execute("CREATE EXTENSION IF NOT EXISTS citus")
-            for role, password in passwords.items():
-                # 0: any other node; -1: the node itself (Citus' loopback connections).
-                for node_id in (0, -1):
-                    admin.execute(
-                        "INSERT INTO pg_dist_authinfo (nodeid, rolename, authinfo) "
-                        "VALUES (%s, %s, %s) ON CONFLICT (nodeid, rolename) "
-                        "DO UPDATE SET authinfo = excluded.authinfo",
-                        [node_id, role, f"password={password}"],
-                    )
+        prepare_node(self.address(node), dbname, credentials)
 
     @staticmethod
     def add_worker(admin: psycopg.Connection, worker: Cluster) -> None:
-        found = admin.execute(
-            "SELECT 1 FROM pg_dist_node WHERE nodename = '127.0.0.1' AND nodeport = %s",
-            [worker.port],
-        ).fetchone()
-        if found is None:
-            admin.execute("SELECT citus_add_node('127.0.0.1', %s)", [worker.port])
+        add_worker(admin, Node("127.0.0.1", worker.port, ""))
 
     def drop_database(self, dbname: str) -> None:
         for node in [self.coordinator, *self.workers]:
@@ -202,9 +245,6 @@ class CitusCluster:
                         sql.Identifier(dbname)
                     )
                 )
-
-    def worker_urls(self, user: str, password: str, dbname: str = "") -> list[str]:
-        return [url(user, password, "127.0.0.1", w.port, dbname) for w in self.workers]
 
 
 @contextmanager

@@ -13,9 +13,16 @@ def compose():
     return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 
 
+CITUS = {"citus-coordinator", "citus-worker-1", "citus-worker-2", "citus-setup"}
+
+
 def test_services(compose):
-    assert set(compose["services"]) == {"db", "setup", "app", "worker"}
+    assert set(compose["services"]) == {"db", "setup", "app", "worker"} | CITUS
     assert compose["services"]["db"]["image"] == "postgres:17"
+    # The Citus nodes start only in the citus profile (make up CLUSTER=citus).
+    for name in CITUS:
+        assert compose["services"][name]["profiles"] == ["citus"], name
+    assert "profiles" not in compose["services"]["db"]
 
 
 def test_db_runs_the_same_bootstrap_sql_as_the_local_cluster(compose):
@@ -45,7 +52,11 @@ def test_ports_are_published_on_loopback_only(compose):
 
 def test_setup_waits_for_a_healthy_db_and_the_app_for_the_setup(compose):
     services = compose["services"]
-    assert services["setup"]["depends_on"] == {"db": {"condition": "service_healthy"}}
+    assert services["setup"]["depends_on"] == {
+        "db": {"condition": "service_healthy"},
+        # In the citus profile, after the nodes are registered; elsewhere it does not exist.
+        "citus-setup": {"condition": "service_completed_successfully", "required": False},
+    }
     assert services["app"]["depends_on"] == {
         "setup": {"condition": "service_completed_successfully"}
     }
@@ -109,3 +120,35 @@ def test_dockerfile_installs_the_lock_file():
     assert "FROM python:3.11" in dockerfile
     assert "pip install --no-cache-dir -r requirements.lock" in dockerfile
     assert "USER app" in dockerfile
+
+
+def test_the_citus_profile_is_a_coordinator_and_two_workers_bootstrapped_like_db(compose):
+    services = compose["services"]
+    nodes = ["citus-coordinator", "citus-worker-1", "citus-worker-2"]
+    for name in nodes:
+        node = services[name]
+        assert node["image"].startswith("citusdata/citus:")
+        assert "./shared/db/bootstrap.sql:/bootstrap/bootstrap.sql:ro" in node["volumes"]
+        assert any("/docker-entrypoint-initdb.d/" in v for v in node["volumes"])
+        assert "wal_level=logical" in node["command"]  # the rebalancer moves shards with it
+        assert {"OWNER_PASSWORD", "RUNTIME_PASSWORD"} <= set(node["environment"])
+    # Each node keeps its own data.
+    data = [next(v for v in services[n]["volumes"] if v.endswith(":/var/lib/postgresql/data"))
+            for n in nodes]  # fmt: skip
+    assert len(set(data)) == 3
+    setup = services["citus-setup"]
+    assert set(setup["depends_on"]) == set(nodes)
+    command = " ".join(setup["command"])
+    assert "shared.citus register" in command
+    assert "--coordinator=citus-coordinator:5432" in command
+    assert command.count("--worker=") == 2
+    # The app reaches the coordinator when make up says so, and sets the tenant for Citus.
+    for name in ("setup", "app", "worker"):
+        env = services[name]["environment"]
+        assert "@${DB_HOST:-db}:5432/" in env["RUNTIME_DATABASE_URL"]
+        assert env["TENANCY_CITUS"] == "${TENANCY_CITUS:-0}"
+
+
+def test_make_up_with_citus_picks_the_profile_and_the_coordinator():
+    makefile = (ROOT / "Makefile").read_text()
+    assert "DB_HOST=citus-coordinator TENANCY_CITUS=1 COMPOSE_PROFILES=citus" in makefile

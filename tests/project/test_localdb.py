@@ -201,3 +201,49 @@ def test_the_secret_key_outlives_every_start(tmp_path):
     assert first.stdout == second.stdout and len(first.stdout.strip()) >= 40
     assert read_env_file(env_file)["DJANGO_SECRET_KEY"] == first.stdout.strip()
     assert env_file.stat().st_mode & 0o777 == 0o600
+
+
+def test_up_with_citus_starts_a_coordinator_and_two_workers_and_down_stops_all_three(tmp_path):
+    import psycopg
+
+    from shared.citus import CitusCluster, free_ports, installed
+
+    if not installed():
+        pytest.fail(
+            "Citus is NOT INSTALLED: make citus-install CITUS_SOURCE=... (bash .ci/run does)"
+        )
+    base, env_file = tmp_path / "pgdata", tmp_path / ".env"
+    port = free_ports(3)
+    args = ("--dir", str(base), "--port", str(port), "--env-file", str(env_file))
+    try:
+        up = localdb("up", "--cluster", "citus", *args)
+        assert up.returncode == 0, up.stderr
+        assert f"coordinator on 127.0.0.1:{port}, workers on 127.0.0.1:{port + 1}" in up.stdout
+        values = read_env_file(env_file)
+        assert values["TENANCY_CITUS"] == "1"
+        assert f"@127.0.0.1:{port}/" in values["RUNTIME_DATABASE_URL"]
+        for dbname in ("tenancy_rls", "tenancy_schemas"):
+            with psycopg.connect(values["OWNER_DATABASE_URL"] + dbname) as conn:
+                workers = conn.execute(
+                    "SELECT count(*) FROM pg_dist_node WHERE noderole = 'primary' "
+                    "AND groupid <> 0 AND isactive"
+                ).fetchone()[0]
+                assert workers == 2, dbname
+                sharding = conn.execute(
+                    "SELECT current_setting('citus.enable_schema_based_sharding')"
+                ).fetchone()[0]
+                assert sharding == ("on" if dbname == "tenancy_schemas" else "off")
+        # The same two roles, with the same passwords, on every node.
+        for node_port in (port + 1, port + 2):
+            worker_url = values["RUNTIME_DATABASE_URL"].replace(f":{port}/", f":{node_port}/")
+            with psycopg.connect(worker_url + "tenancy_rls") as conn:
+                assert conn.execute(
+                    "SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user"
+                ).fetchone() == (False, False)
+        assert localdb("status", *args).stdout.strip() == "running (Citus)"
+        down = localdb("down", *args)
+        assert "Citus coordinator and workers" in down.stdout and "stopped" in down.stdout
+        citus = CitusCluster.at(base / "citus", port)
+        assert not any(node.running() for node in citus.nodes)
+    finally:
+        localdb("down", *args)
