@@ -94,7 +94,8 @@ def down(base: Path, port: int) -> None:
         stopped = True
     if (citus := running_citus(base, port)) is not None:
         citus.stop()
-        print(f"PostgreSQL: Citus coordinator and workers in {citus_base(base)} stopped (data kept)")
+        where = citus_base(base)
+        print(f"PostgreSQL: Citus coordinator and workers in {where} stopped (data kept)")
         stopped = True
     if not stopped:
         print("PostgreSQL: no local cluster running")
