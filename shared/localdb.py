@@ -142,9 +142,9 @@ def write_env(
         f"OWNER_DATABASE_URL={urls['OWNER_DATABASE_URL']}\n"
         f"RUNTIME_DATABASE_URL={urls['RUNTIME_DATABASE_URL']}\n"
         f"DJANGO_SECRET_KEY={secret_key}\n"
-        # rls sets the tenant so that Citus' workers see it too (rls.citus).
-        + ("TENANCY_CITUS=1\n" if citus else "")
     )
+    if citus:  # rls sets the tenant so that Citus' workers see it too (rls.citus)
+        text += "TENANCY_CITUS=1\n"
     _write_private(env_file, text, append=False)
 
 
