@@ -119,14 +119,16 @@ $(VENV)/.bench-installed: $(VENV)/.installed
 	$(VENV)/bin/pip install --quiet -e '.[bench]' -c requirements.lock
 	@touch $@
 
-bench: install bench-install ## Strategies, unsafe baselines, ceiling and control under locust, at TENANTS=10,50,100 busy tenants (about 25 min)
+bench: install bench-install ## Strategies, unsafe baselines, ceiling and control under locust, at TENANTS=10,50,100 busy tenants (about 25 min; CLUSTER=citus adds rls and schemas on Citus)
 	$(PY) -m bench.compare --accounts $(BENCH_ACCOUNTS) --users $(or $(USERS),20) \
+		$(if $(filter citus,$(CLUSTER)),--citus) $(if $(TARGETS),--targets $(TARGETS)) \
 		--spawn-rate $(or $(SPAWN_RATE),20) --duration $(or $(DURATION),15s) \
 		--rounds $(or $(ROUNDS),3) --workers $(WORKERS) --tenants $(or $(TENANTS),$(BENCH_TENANTS))
 
-bench-scale: install bench-install ## Cost as tenants grow: provisioning, migrations, sizes, connections, requests/s in ROUNDS interleaved rounds (COUNTS=10,100)
+bench-scale: install bench-install ## Cost as tenants grow: provisioning, migrations, sizes, connections, requests/s in ROUNDS interleaved rounds (COUNTS=10,100; CLUSTER=citus adds rls and schemas on Citus)
 	$(PY) -m bench.scale --counts $(COUNTS) --duration $(or $(DURATION),15s) \
-		--workers $(WORKERS) --rounds $(or $(ROUNDS),3) --strategies $(subst $(space),$(comma),$(STRATEGIES))
+		--workers $(WORKERS) --rounds $(or $(ROUNDS),3) \
+		--strategies $(subst $(space),$(comma),$(STRATEGIES)$(if $(filter citus,$(CLUSTER)), rls-citus schemas-citus))
 
 bench-load: install bench-install ## createtestdata into rls: median rows/s of RUNS runs (ACCOUNTS=2000 RUNS=3)
 	$(PY) -m bench.load --strategy rls --accounts $(if $(filter command line,$(origin ACCOUNTS)),$(ACCOUNTS),2000) --runs $(or $(RUNS),3)

@@ -21,6 +21,7 @@ import psutil
 import psycopg
 from psycopg import sql
 
+from shared.citus import DATABASES, CitusCluster, temporary_citus_cluster
 from shared.cluster import (
     OWNER_ROLE,
     RUNTIME_ROLE,
@@ -39,6 +40,21 @@ def private_cluster() -> Iterator[tuple[Cluster, dict[str, str]]]:
         credentials = Credentials.generate()
         bootstrap(cluster.admin_url(), credentials)
         yield cluster, bench_env(cluster, credentials)
+
+
+@contextmanager
+def private_citus_cluster() -> Iterator[tuple[CitusCluster, dict[str, str], Credentials]]:
+    """A Citus coordinator and two workers, durable settings like ``private_cluster``'s, the
+    roles on every node and the strategies' databases prepared; the environment of the
+    projects' commands and servers on its coordinator."""
+    with temporary_citus_cluster(prefix="tenancy-bench-citus-", settings={}) as citus:
+        credentials = Credentials.generate()
+        for node in citus.nodes:
+            bootstrap(node.admin_url(), credentials)
+        for dbname, schema_sharding in DATABASES.items():
+            citus.prepare_database(dbname, credentials, schema_sharding=schema_sharding)
+        env = {**bench_env(citus.coordinator, credentials), "TENANCY_CITUS": "1"}
+        yield citus, env, credentials
 
 
 def bench_env(cluster: Cluster, credentials: Credentials) -> dict[str, str]:

@@ -16,6 +16,9 @@ up: every busy tenant's page, a few times per worker.
   bench/control_wsgi.py (rls.wsgi refuses such a database), to measure what the policies cost.
 - baseline-shared, baseline-multidb: the UNSAFE baseline (bench/baseline/), the same page
   written the straightforward way, on the same data: what the strategies are compared with.
+- rls-citus, schemas-citus (``--citus``, make bench CLUSTER=citus): rls and schemas on a
+  private Citus coordinator with two workers, on the same machine, loaded the same way. The run
+  then also says where a page view's time goes on Citus and on one server (bench/hop_probe.py).
 
 Each target is measured with requests spread over the first N tenants, for each N of
 --tenants (how many tenants are busy at once; `make bench` passes 10,50,100).
@@ -39,8 +42,10 @@ from bench.common import (
     create_database,
     environment_facts,
     fresh_database,
+    in_django,
     manage,
     on_database,
+    private_citus_cluster,
     private_cluster,
     publish,
     run,
@@ -59,9 +64,11 @@ from bench.server import gunicorn
 from shared.env import ROOT
 
 STRATEGIES = ["rls", "multidb", "schemas"]
-TARGETS = [
+SINGLE_SERVER = [
     "rls", "rls-control", "multidb", "schemas", "ceiling", "baseline-shared", "baseline-multidb"
 ]  # fmt: skip
+CITUS = ["rls-citus", "schemas-citus"]
+TARGETS = SINGLE_SERVER + CITUS
 CONTROL_DB = "tenancy_rls_control"
 
 
@@ -74,7 +81,11 @@ def parse(argv):
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--targets", default=",".join(TARGETS))
+    parser.add_argument("--targets", help="default: every single-server target, and with "
+                        "--citus the Citus ones too")  # fmt: skip
+    parser.add_argument(
+        "--citus", action="store_true", help="measure rls-citus and schemas-citus too"
+    )
     parser.add_argument(
         "--tenants",
         help="busy tenants per measurement, e.g. 10,50,100 (default: every account)",
@@ -86,7 +97,9 @@ def parse(argv):
     )
     parser.add_argument("--no-report", action="store_true", help="no charts, no README update")
     args = parser.parse_args(argv)
-    args.targets = [t.strip() for t in args.targets.split(",") if t.strip()]
+    default = SINGLE_SERVER + (CITUS if args.citus else [])
+    given = args.targets or ",".join(default)
+    args.targets = [t.strip() for t in given.split(",") if t.strip()]
     unknown = set(args.targets) - set(TARGETS)
     if unknown:
         parser.error(f"unknown targets {sorted(unknown)}; choose from {', '.join(TARGETS)}")
@@ -106,9 +119,9 @@ def parse(argv):
 # -- preparing the data ---------------------------------------------------------------------
 
 
-def prepare(cluster, env, args, workdir: Path) -> dict[str, dict]:
+def prepare(cluster, env, args, workdir: Path, stack: ExitStack) -> dict[str, dict]:
     """Each strategy's database loaded with the same accounts; the control copy; the tenants."""
-    needed = {t.split("-")[0] for t in args.targets} & set(STRATEGIES)
+    needed = {t.split("-")[0] for t in args.targets if t not in CITUS} & set(STRATEGIES)
     uses_control = {"ceiling", "rls-control", "baseline-shared"} & set(args.targets)
     if uses_control:
         needed.add("rls")
@@ -137,7 +150,31 @@ def prepare(cluster, env, args, workdir: Path) -> dict[str, dict]:
     if "multidb" in targets:
         baseline = {"app": "bench.baseline.wsgi", "env": {**env, "BASELINE": "multidb"}}
         targets["baseline-multidb"] = {**targets["multidb"], **baseline}
+    if on_citus := [t for t in CITUS if t in args.targets]:
+        citus, citus_env, _ = stack.enter_context(private_citus_cluster())
+        for target in on_citus:
+            strategy = target.removesuffix("-citus")
+            say(f"preparing {target}: migrate, createtestdata --accounts {args.accounts}")
+            manage(strategy, citus_env, "migrate", "--verbosity", "0")
+            manage(strategy, citus_env, "createtestdata", "--accounts", str(args.accounts),
+                   "--seed", str(args.seed))  # fmt: skip
+            tenants = workdir / f"{target}-tenants.json"
+            tenants.write_text(manage(strategy, citus_env, "listtenants", "--json").stdout)
+            targets[target] = {"app": f"{strategy}.wsgi", "env": citus_env, "tenants": tenants,
+                               "cluster": citus.coordinator, "strategy": strategy}  # fmt: skip
     return targets
+
+
+def where_time_goes(targets: dict[str, dict]) -> dict[str, dict]:
+    """bench/hop_probe.py for each strategy measured both on one server and on Citus."""
+    found = {}
+    for target in CITUS:
+        strategy = target.removesuffix("-citus")
+        if target in targets and strategy in targets:
+            for name in (strategy, target):
+                say(f"where a page view's time goes: {name}")
+                found[name] = in_django(strategy, targets[name]["env"], "bench.hop_probe")
+    return found
 
 
 def busy(tenants: Path, count: int, workdir: Path) -> Path:
@@ -168,6 +205,7 @@ def control_database(cluster, env) -> dict[str, str]:
 def measure(name: str, count: int, target: dict, args, workdir: Path, cluster, progress) -> dict:
     stem, log = workdir / f"{name}-{count}", workdir / f"{name}-{count}-gunicorn.log"
     tenants = busy(target["tenants"], count, workdir)
+    cluster = target.get("cluster", cluster)  # where the runtime role's connections are
     with gunicorn(target["app"], target["env"], workers=args.workers, log=log) as (port, proc):
         # Warmed up before the clock starts: what is measured is a server that has been up
         # for a while (code loaded, connections open), the same for every target. What a
@@ -217,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="tenancy-bench-")))
         cluster, env = stack.enter_context(private_cluster())
         facts = environment_facts(cluster)
-        targets = prepare(cluster, env, args, workdir)
+        targets = prepare(cluster, env, args, workdir, stack)
         load_started = time.monotonic()
         done = 0
         for number in range(1, args.rounds + 1):
@@ -244,8 +282,10 @@ def main(argv: list[str] | None = None) -> int:
                     f"{result['wrong_rows']} wrong rows{' ' * 12}",
                     flush=True,
                 )
+        hop = where_time_goes(targets)
     document = {
-        "kind": "bench",
+        # A run with Citus is kept, charted and tabled apart from the single-server one.
+        "kind": "bench-citus" if any(t in CITUS for t in args.targets) else "bench",
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         **facts,
         "parameters": {
@@ -264,6 +304,7 @@ def main(argv: list[str] | None = None) -> int:
         "targets": args.targets,
         "rounds": rounds,
         "summary": summary(rounds, [label for label in dict.fromkeys(r["target"] for r in rounds)]),
+        "where_time_goes": hop,
         "load_seconds": round(time.monotonic() - load_started),
         "wall_seconds": round(time.monotonic() - begun),
     }
@@ -297,6 +338,11 @@ def summary(rounds: list[dict], targets: list[str]) -> dict:
         control = out.get(f"rls-control @{count}", {}).get("rps_median")
         if control and label.startswith("rls @"):
             row["cost_vs_control"] = 1 - row["rps_median"] / control
+        # On Citus against the same strategy on one server, same busy tenants, same run.
+        target = label.rpartition(" @")[0]
+        if target in CITUS:
+            single = out.get(f"{target.removesuffix('-citus')} @{count}", {}).get("rps_median")
+            row["of_single_server"] = row["rps_median"] / single if single else None
     return out
 
 

@@ -31,6 +31,8 @@ COLOURS = {
     "ceiling": "#8d8d8d",
     "baseline-shared": "#d8b365",
     "baseline-multidb": "#8c510a",
+    "rls-citus": "#7fb8dc",
+    "schemas-citus": "#8cc084",
 }
 
 
@@ -81,7 +83,7 @@ def _bars(axes, summary: dict, value, low, high) -> None:
 
 
 def bench_charts(document: dict, folder: Path) -> list[Path]:
-    summary = document["summary"]
+    summary, kind = document["summary"], document["kind"]
     figure, axes = plt.subplots(figsize=(9, 4.4))
     _bars(axes, summary, lambda e: e["rps_median"], lambda e: e["rps_min"], lambda e: e["rps_max"])
     axes.set_ylabel("requests/s (median, min-max over rounds)")
@@ -89,7 +91,7 @@ def bench_charts(document: dict, folder: Path) -> list[Path]:
     axes.set_ylim(0, max(e["rps_max"] for e in summary.values()) * 1.3)
     figure.text(0.01, 0.01, _caption(document), fontsize=8, color="#555")
     figure.subplots_adjust(bottom=0.18)
-    throughput = _save(figure, folder / "bench-throughput.svg")
+    throughput = _save(figure, folder / f"{kind}-throughput.svg")
 
     figure, axes = plt.subplots(figsize=(9, 4.4))
     _bars(axes, summary, lambda e: e["p95_ms_median"], lambda e: e["p50_ms_median"],
@@ -99,7 +101,7 @@ def bench_charts(document: dict, folder: Path) -> list[Path]:
     axes.set_ylim(0, max(e["p99_ms_median"] for e in summary.values()) * 1.3)
     figure.text(0.01, 0.01, _caption(document), fontsize=8, color="#555")
     figure.subplots_adjust(bottom=0.18)
-    latency = _save(figure, folder / "bench-latency.svg")
+    latency = _save(figure, folder / f"{kind}-latency.svg")
     return [throughput, latency]
 
 
@@ -144,7 +146,7 @@ def update_readme(readme: Path, name: str, text: str) -> bool:
     return True
 
 
-CHARTS = {"bench": bench_charts, "bench-scale": scale_charts}
+CHARTS = {"bench": bench_charts, "bench-citus": bench_charts, "bench-scale": scale_charts}
 
 
 def draw(document: dict, figures: Path, readme: Path) -> list[str]:

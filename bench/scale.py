@@ -32,10 +32,12 @@ from pathlib import Path
 import psycopg
 
 from bench.common import (
+    create_database,
     environment_facts,
     fresh_database,
     manage,
     on_database,
+    private_citus_cluster,
     private_cluster,
     provision,
     publish,
@@ -73,7 +75,11 @@ WITHIN = 0.10
 def parse(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--counts", default="10,100")
-    parser.add_argument("--strategies", default="rls,multidb,schemas")
+    parser.add_argument(
+        "--strategies",
+        default="rls,multidb,schemas",
+        help="also rls-citus, schemas-citus: on a private Citus coordinator with two workers",
+    )
     parser.add_argument("--duration", type=seconds, default=15)
     parser.add_argument("--users", type=int, default=10)
     parser.add_argument("--workers", type=int, default=2)
@@ -92,13 +98,21 @@ def parse(argv):
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
     args.strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
-    if set(args.strategies) - {"rls", "multidb", "schemas"}:
-        parser.error("--strategies: rls, multidb, schemas")
+    if set(args.strategies) - {"rls", "multidb", "schemas", *CITUS}:
+        parser.error(f"--strategies: rls, multidb, schemas, {', '.join(CITUS)}")
     return args
 
 
+CITUS = ["rls-citus", "schemas-citus"]
+
+
 def database_for(strategy: str, count: int) -> str:
-    return f"tenancy_{strategy}_{count}"
+    return f"tenancy_{strategy.replace('-', '_')}_{count}"
+
+
+def project(strategy: str) -> str:
+    """The Django project that serves a strategy ("rls-citus": rls)."""
+    return strategy.removesuffix("-citus")
 
 
 def databases(admin, name: str) -> list[str]:
@@ -116,14 +130,16 @@ def one(conn: psycopg.Connection, query: str, params: list[object] | None = None
     return int(row[0]) if row else 0
 
 
-def sizes(cluster, database: str) -> tuple[float, int]:
-    with psycopg.connect(cluster.admin_url(), autocommit=True) as admin:
-        names = databases(admin, database)
-        size = sum(one(admin, "SELECT pg_database_size(%s)", [n]) for n in names)
-    catalogue = 0
-    for name in names:
-        with psycopg.connect(cluster.admin_url(name)) as conn:
-            catalogue += one(conn, "SELECT count(*) FROM pg_class")
+def sizes(nodes: list, database: str) -> tuple[float, int]:
+    """The databases' size and catalogue rows, summed over every node (Citus: all three)."""
+    size = catalogue = 0
+    for node in nodes:
+        with psycopg.connect(node.admin_url(), autocommit=True) as admin:
+            names = databases(admin, database)
+            size += sum(one(admin, "SELECT pg_database_size(%s)", [n]) for n in names)
+        for name in names:
+            with psycopg.connect(node.admin_url(name)) as conn:
+                catalogue += one(conn, "SELECT count(*) FROM pg_class")
     return round(size / 2**20, 1), catalogue
 
 
@@ -142,26 +158,41 @@ def settle(cluster, database: str, limit: float = 180) -> None:
             time.sleep(1)
 
 
-def prepare(cluster, env, strategy: str, count: int, workdir: Path) -> dict:
-    """The strategy with ``count`` tenants in a database of its own, and what it costs."""
+def prepare(cluster, env, strategy: str, count: int, workdir: Path, citus=None) -> dict:
+    """The strategy with ``count`` tenants in a database of its own, and what it costs.
+    ``citus``: (the Citus cluster, its credentials), for rls-citus and schemas-citus."""
     database = database_for(strategy, count)
     env = on_database(env, database)
     row: dict = {"strategy": strategy, "tenants": count}
-    fresh_database(cluster, strategy, env, database)
+    nodes = [cluster]
+    if citus is not None:
+        citus_cluster, credentials = citus
+        nodes = citus_cluster.nodes
+        for node in nodes:
+            create_database(node, database)
+        citus_cluster.prepare_database(
+            database, credentials, schema_sharding=strategy == "schemas-citus"
+        )
+        manage(project(strategy), env, "migrate", "--verbosity", "0")
+    else:
+        fresh_database(cluster, strategy, env, database)
+    strategy = project(strategy)
     started = time.perf_counter()
     manage(strategy, env, "createtestdata", "--accounts", str(count), *SMALL)
     row["load_s"] = round(time.perf_counter() - started, 1)
     say(f"  {strategy} with {count} tenants: loaded in {row['load_s']} s")
 
-    created, _ = provision(env, strategy, 5)
+    created, other = provision(env, strategy, 5)
     row["provision_s"] = round(statistics.median(created), 4)
+    if other:  # schemas: the other way (migrating on one server, cloning on Citus)
+        row["provision_other_s"] = round(statistics.median(other), 4)
     started = time.perf_counter()
     if strategy == "rls":
         manage(strategy, env, "migrate", "--verbosity", "0")
     else:
         manage(strategy, env, "migratetenants", "--report", os.devnull)
     row["migrate_all_s"] = round(time.perf_counter() - started, 2)
-    row["database_mb"], row["catalogue_rows"] = sizes(cluster, database)
+    row["database_mb"], row["catalogue_rows"] = sizes(nodes, database)
     settle(cluster, database)
     listed = manage(strategy, env, "listtenants", "--json").stdout
     tenants = workdir / f"{database}.json"
@@ -175,7 +206,7 @@ def sample(cluster, env, row: dict, args, stem: Path) -> None:
     strategy, count = row["strategy"], row["tenants"]
     env = on_database(env, database_for(strategy, count))
     tenants = stem.parent / f"{database_for(strategy, count)}.json"
-    with gunicorn(f"{strategy}.wsgi", env, workers=args.workers) as (port, process):
+    with gunicorn(f"{project(strategy)}.wsgi", env, workers=args.workers) as (port, process):
         visit_every_tenant(port, tenants)
         if not row["samples"]:
             row["connections"] = runtime_connections(cluster)
@@ -251,9 +282,18 @@ def main(argv: list[str] | None = None) -> int:
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="tenancy-scale-")))
         cluster, env = stack.enter_context(private_cluster())
         facts = environment_facts(cluster)
+        # Each row's server: the single one, or the Citus coordinator, with its environment.
+        where = {s: (cluster, env) for s in args.strategies if s not in CITUS}
+        citus = None
+        if any(s in CITUS for s in args.strategies):
+            citus_cluster, citus_env, credentials = stack.enter_context(private_citus_cluster())
+            citus = (citus_cluster, credentials)
+            where |= {s: (citus_cluster.coordinator, citus_env) for s in CITUS}
         for count in args.counts:
             for strategy in args.strategies:
-                rows.append(prepare(cluster, env, strategy, count, workdir))
+                server, server_env = where[strategy]
+                on_citus = citus if strategy in CITUS else None
+                rows.append(prepare(server, server_env, strategy, count, workdir, on_citus))
                 say(f"  ({time.monotonic() - begun:.0f} s so far)")
         for number in range(1, args.rounds + 1):
             say(f"round {number} of {args.rounds}")
@@ -261,7 +301,8 @@ def main(argv: list[str] | None = None) -> int:
             turn = (number - 1) % len(rows)
             for row in rows[turn:] + rows[:turn]:
                 stem = workdir / f"{row['strategy']}-{row['tenants']}-{number}"
-                sample(cluster, env, row, args, stem)
+                server, server_env = where[row["strategy"]]
+                sample(server, server_env, row, args, stem)
             say(f"  ({time.monotonic() - begun:.0f} s so far)")
     for row in rows:
         summarise(row)

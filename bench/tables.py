@@ -150,7 +150,49 @@ def scale_table(document: dict) -> Table:
     return Table(caption, header, rows, notes=list(document.get("verdicts", [])))
 
 
-TABLES = {"bench": bench_table, "bench-scale": scale_table}
+def citus_lines(document: dict) -> list[str]:
+    """What a run with Citus adds: each Citus target against its strategy on one server, and
+    where a page view's time goes on each."""
+    lines = []
+    for label, row in document["summary"].items():
+        if row.get("of_single_server") is not None:
+            target, _, count = label.partition(" @")
+            single = target.removesuffix("-citus")
+            lines.append(
+                f"{target} served {row['of_single_server']:.0%} of {single}'s requests/s on one "
+                f"server ({count} busy tenants, same run)."
+            )
+    hop = document.get("where_time_goes") or {}
+    for target in ("rls-citus", "schemas-citus"):
+        single = target.removesuffix("-citus")
+        if target in hop and single in hop:
+            one, many = hop[single], hop[target]
+            lines.append(
+                f"Where a page view's time goes ({single} on one server / on Citus, medians over "
+                f"{many['views']} views of {many['tenants']} tenants): the view in-process "
+                f"{one['request_ms']:.2f} / {many['request_ms']:.2f} ms; the page statement "
+                f"planned in {one['planning_ms']:.2f} / {many['planning_ms']:.2f} ms and run in "
+                f"{one['execution_ms']:.2f} / {many['execution_ms']:.2f} ms by the server that "
+                f"receives it, of which {many['worker_ms']:.2f} ms on the worker: the "
+                f"coordinator's hop is the rest, "
+                f"{many['execution_ms'] - many['worker_ms']:.2f} ms."
+            )
+    return lines
+
+
+def bench_citus_table(document: dict) -> Table:
+    table = bench_table(document)
+    table.notes.extend(citus_lines(document))
+    return table
+
+
+def bench_citus_pivot(document: dict) -> Table:
+    table = bench_pivot(document)
+    table.notes.extend(citus_lines(document))
+    return table
+
+
+TABLES = {"bench": bench_table, "bench-citus": bench_citus_table, "bench-scale": scale_table}
 
 
 def markdown(table: Table) -> str:
@@ -195,7 +237,7 @@ def write_latest(document: dict, folder: Path) -> Path:
 
 
 # The slides have room for less than the README.
-SLIDE_TABLES = {**TABLES, "bench": bench_pivot}
+SLIDE_TABLES = {**TABLES, "bench": bench_pivot, "bench-citus": bench_citus_pivot}
 
 
 def read_latest(folder: Path, kind: str) -> Table | None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import ast
 import html
+import json
 import re
 import sys
 from pathlib import Path
@@ -97,6 +98,21 @@ def results_table(kind: str, figures: Path = HERE / "figures") -> str:
     return html_table(table) if table else "<p>(not measured yet)</p>"
 
 
+def citus_plan(figures: Path = HERE / "figures") -> str:
+    """The page statement's plan on Citus from the last `make bench CLUSTER=citus`."""
+    path = figures / "bench-citus.json"
+    if not path.exists():
+        return "<p>(not measured yet: make bench CLUSTER=citus)</p>"
+    found = json.loads(path.read_text()).get("where_time_goes", {}).get("rls-citus", {})
+    plan = found.get("plan")
+    if not plan:
+        return "<p>(not measured yet: make bench CLUSTER=citus)</p>"
+    return (
+        f'<pre class="quote plan"><code class="language-plaintext" data-trim>{html.escape(plan)}'
+        '</code></pre><p class="where">rls-citus: EXPLAIN of the page statement, runtime role</p>'
+    )
+
+
 def build(source: Path = HERE / "slides.html", root: Path = ROOT) -> str:
     text = source.read_text()
 
@@ -117,6 +133,7 @@ def build(source: Path = HERE / "slides.html", root: Path = ROOT) -> str:
 
     text = QUOTE.sub(replace, text)
     text = text.replace("<!-- bench-table -->", results_table("bench"))
+    text = text.replace("<!-- citus-plan -->", citus_plan())
     return text.replace("<!-- bench-scale-table -->", results_table("bench-scale"))
 
 

@@ -49,15 +49,12 @@ OWN_ACCOUNT_FUNCTION = """
 CURRENT_ACCOUNT = "nullif(current_setting('app.account_id', true), '')::bigint"
 
 
-# slide: citus-set-local
 def set_tenant(connection: psycopg.Connection[Any], account_id: str) -> None:
     """Set the transaction's tenant so that the workers see it too. The id is passed as a
     quoted literal (SET takes no parameters), made by psycopg from the account's own id."""
     connection.execute("SET LOCAL citus.propagate_set_commands = 'local'")
     connection.execute(sql.SQL("SET LOCAL app.account_id = {}").format(sql.Literal(account_id)))
 
-
-# end slide
 
 
 def has_citus(cursor: Any) -> bool:
