@@ -161,8 +161,27 @@ def prepare(cluster, env, args, workdir: Path, stack: ExitStack) -> dict[str, di
             tenants = workdir / f"{target}-tenants.json"
             tenants.write_text(manage(strategy, citus_env, "listtenants", "--json").stdout)
             targets[target] = {"app": f"{strategy}.wsgi", "env": citus_env, "tenants": tenants,
-                               "cluster": citus.coordinator, "strategy": strategy}  # fmt: skip
+                               "cluster": citus.coordinator, "strategy": strategy,
+                               "placement": placement(citus, strategy)}  # fmt: skip
     return targets
+
+
+PLACEMENT = {
+    # A tenant's worker: where the shard that holds its account id is.
+    "rls": "SELECT s.nodeport, count(*) FROM tracker_account a JOIN citus_shards s "
+    "ON s.shardid = get_shard_id_for_distribution_column('tracker_subtask', a.id) GROUP BY 1",
+    # A tenant's worker: where its schema's tables are.
+    "schemas": "SELECT s.nodeport, count(DISTINCT n.nspname) FROM citus_shards s "
+    "JOIN pg_class c ON c.oid = s.table_name JOIN pg_namespace n ON n.oid = c.relnamespace "
+    "WHERE n.nspname IN (SELECT schema_name FROM customers_account) GROUP BY 1",
+}
+
+
+def placement(citus, strategy: str) -> dict[str, int]:
+    """How many tenants each worker holds."""
+    with psycopg.connect(citus.admin_url(f"tenancy_{strategy}")) as admin:
+        rows = admin.execute(PLACEMENT[strategy]).fetchall()
+    return {f"127.0.0.1:{port}": count for port, count in sorted(rows)}
 
 
 def where_time_goes(targets: dict[str, dict]) -> dict[str, dict]:
@@ -305,6 +324,7 @@ def main(argv: list[str] | None = None) -> int:
         "rounds": rounds,
         "summary": summary(rounds, [label for label in dict.fromkeys(r["target"] for r in rounds)]),
         "where_time_goes": hop,
+        "placement": {name: t["placement"] for name, t in targets.items() if "placement" in t},
         "load_seconds": round(time.monotonic() - load_started),
         "wall_seconds": round(time.monotonic() - begun),
     }

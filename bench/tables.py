@@ -162,6 +162,10 @@ def citus_lines(document: dict) -> list[str]:
                 f"{target} served {row['of_single_server']:.0%} of {single}'s requests/s on one "
                 f"server ({count} busy tenants, same run)."
             )
+    for target, workers in (document.get("placement") or {}).items():
+        total = sum(workers.values())
+        spread = ", ".join(f"{n} ({n / total:.0%})" for n in workers.values())
+        lines.append(f"{target}: {total} tenants over {len(workers)} workers: {spread}.")
     hop = document.get("where_time_goes") or {}
     for target in ("rls-citus", "schemas-citus"):
         single = target.removesuffix("-citus")

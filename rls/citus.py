@@ -56,7 +56,6 @@ def set_tenant(connection: psycopg.Connection[Any], account_id: str) -> None:
     connection.execute(sql.SQL("SET LOCAL app.account_id = {}").format(sql.Literal(account_id)))
 
 
-
 def has_citus(cursor: Any) -> bool:
     cursor.execute("SELECT EXISTS (SELECT FROM pg_extension WHERE extname = 'citus')")
     return bool(cursor.fetchone()[0])

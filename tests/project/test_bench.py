@@ -192,3 +192,36 @@ def test_make_bench_tasks_in_miniature(tmp_path):
         assert probe["others_codes"] == [200]
     assert set(document["limits"]) == {"rls", "schemas"}
     assert "| rls |" in result.stdout and "req/s with limits" in result.stdout
+
+
+def test_make_bench_with_citus_in_miniature(tmp_path):
+    from shared.citus import installed
+
+    if not installed():
+        import pytest
+
+        pytest.fail("Citus is NOT INSTALLED: make citus-install CITUS_SOURCE=... (.ci/run does)")
+    (tmp_path / "README.md").write_text(
+        "<!-- bench-citus:start -->\nold\n<!-- bench-citus:end -->\n"
+    )
+    document, out = run(
+        "bench.compare", tmp_path, "--citus", "--targets", "rls,schemas,rls-citus,schemas-citus",
+        "--accounts", "4", "--users", "2", "--spawn-rate", "2", "--duration", "3", "--rounds", "1",
+        "--tenants", "4",
+    )  # fmt: skip
+    assert document["kind"] == "bench-citus"
+    for row in document["rounds"]:
+        assert row["requests"] > 0 and row["checked"] == row["requests"], row
+        assert row["failures"] == 0 and row["wrong_rows"] == 0, row
+    assert re.search(r"rls-citus served \d+% of rls's requests/s", out), out
+    # Every tenant on a worker of the two, and where a page view's time goes on each.
+    for target in ("rls-citus", "schemas-citus"):
+        assert sum(document["placement"][target].values()) == 4
+        assert len(document["placement"][target]) <= 2
+        hop = document["where_time_goes"][target]
+        assert hop["views"] > 0 and 0 < hop["worker_ms"] <= hop["execution_ms"]
+        assert "Task Count: 1" in hop["plan"]
+    assert "coordinator's hop is the rest" in out
+    assert "old" not in (tmp_path / "README.md").read_text()
+    assert (tmp_path / "figures" / "bench-citus-throughput.svg").read_text().startswith("<?xml")
+    assert not children_named("gunicorn", "locust", "postgres")
