@@ -149,7 +149,15 @@ class TenantQuerySet(models.QuerySet):
                 except FieldDoesNotExist:
                     break
                 related = field.related_model
-                if not (isinstance(related, type) and issubclass(related, TenantModel)):
+                # A required foreign key only: the filter makes its join an inner one, which
+                # would drop rows across a reverse relation or a nullable key.
+                if not (
+                    field.many_to_one
+                    and field.concrete
+                    and not field.null
+                    and isinstance(related, type)
+                    and issubclass(related, TenantModel)
+                ):
                     break
                 paths.add(LOOKUP_SEP.join(parts[:depth]))
                 model = related

@@ -24,6 +24,7 @@ import psycopg
 from psycopg import sql
 
 from shared.cluster import (
+    RUNTIME_ROLE,
     SUPERUSER,
     THROWAWAY_SETTINGS,
     Cluster,
@@ -139,6 +140,21 @@ def prepare_database(
             )
 
 
+def hide_worker_queries(worker: Node) -> None:
+    """The coordinator binds a tenant's values into the statement it sends a worker, where
+    every session of the runtime role, which serves every tenant, could read them in
+    pg_stat_activity (and on the coordinator in citus_stat_activity). The runtime role's
+    sessions on a worker publish no query text; on the coordinator its statements carry $1,
+    $2 (settings.RUNTIME_OPTIONS: server-side binding). A superuser setting: the role cannot
+    turn it back on."""
+    with psycopg.connect(worker.admin_url(), autocommit=True) as admin:
+        admin.execute(
+            sql.SQL("ALTER ROLE {} SET track_activities = off").format(
+                sql.Identifier(RUNTIME_ROLE)
+            )
+        )
+
+
 def prepare_node(node: Node, dbname: str, credentials: Credentials) -> None:
     """The extension in ``dbname`` on ``node``, and the passwords Citus connects with from
     there: the nodes authenticate each other's connections like any client's (scram)."""
@@ -157,6 +173,8 @@ def prepare_node(node: Node, dbname: str, credentials: Credentials) -> None:
 
 
 def add_worker(admin: psycopg.Connection, worker: Node) -> None:
+    """Register ``worker`` with the coordinator ``admin`` is connected to (once)."""
+    hide_worker_queries(worker)
     found = admin.execute(
         "SELECT 1 FROM pg_dist_node WHERE nodename = %s AND nodeport = %s",
         [worker.host, worker.port],
@@ -231,9 +249,8 @@ class CitusCluster:
     def prepare_node(self, node: Cluster, dbname: str, credentials: Credentials) -> None:
         prepare_node(self.address(node), dbname, credentials)
 
-    @staticmethod
-    def add_worker(admin: psycopg.Connection, worker: Cluster) -> None:
-        add_worker(admin, Node("127.0.0.1", worker.port, ""))
+    def add_worker(self, admin: psycopg.Connection, worker: Cluster) -> None:
+        add_worker(admin, self.address(worker))
 
     def drop_database(self, dbname: str) -> None:
         for node in [self.coordinator, *self.workers]:

@@ -9,6 +9,7 @@ import secrets
 import shutil
 import subprocess
 import sys
+import threading
 import time
 
 import psycopg
@@ -18,10 +19,11 @@ from django.test import Client
 
 from bench.server import get, gunicorn
 from shared.citus import CitusCluster
-from shared.cluster import Cluster, Credentials, bootstrap, free_port
+from shared.cluster import Cluster, Credentials, bootstrap, free_port, url
 from shared.db import OWNER_ALIAS, RUNTIME_ALIAS
 from shared.env import ROOT
 from shared.pages import ACCOUNT_CELL
+from shared.tenancy import activate
 from tests.citus.conftest import TENANT_TABLES, Load, admin, node_of, served_env, shards_of
 from tests.contract.test_faults import forget_connections
 from tests.plugins.citus import create_database_on_workers
@@ -156,7 +158,7 @@ def test_a_third_worker_and_a_rebalance_under_load(live_db, strategy, citus_clus
                 time.sleep(1)
                 grown.prepare_node(third, name, credentials)
                 with psycopg.connect(coordinator.admin_url(name), autocommit=True) as connection:
-                    CitusCluster.add_worker(connection, third)
+                    grown.add_worker(connection, third)
                     connection.execute("SELECT citus_rebalance_start()")
                     connection.execute("SELECT citus_rebalance_wait()")
                     moved = connection.execute(
@@ -172,3 +174,57 @@ def test_a_third_worker_and_a_rebalance_under_load(live_db, strategy, citus_clus
         grown.drop_database(name)
         third.stop()
         shutil.rmtree(third.base, ignore_errors=True)
+
+
+def test_another_tenants_values_never_show_in_activity_views(
+    live_db, strategy, tenant_a, citus_cluster
+):
+    """A tenant's query, watched from another session of the runtime role (which serves every
+    tenant) on every node: the coordinator shows $1 where the value was, the workers, to which
+    Citus sends the values bound into the text, show the runtime role's sessions no text."""
+    secret = f"needle-{secrets.token_hex(4)}"
+    subtask = strategy.model("subtask")
+    done, errors = threading.Event(), []
+
+    def victim() -> None:
+        try:
+            with activate(tenant_a.tenant):
+                rows = subtask.objects.exclude(name__contains=secret)
+                list(rows.extra(select={"nap": "pg_sleep(0.05)"}))  # a while on the worker
+        except Exception as exc:
+            errors.append(exc)
+        finally:
+            connections.close_all()
+            done.set()
+
+    runtime = settings.DATABASES[RUNTIME_ALIAS]
+    nodes = [citus_cluster.coordinator, *citus_cluster.workers]
+    watchers = [
+        psycopg.connect(
+            url(runtime["USER"], runtime["PASSWORD"], "127.0.0.1", n.port, runtime["NAME"]),
+            autocommit=True,
+        )
+        for n in nodes
+    ]
+    seen: list[str] = []
+    thread = threading.Thread(target=victim)
+    thread.start()
+    try:
+        while not done.is_set():
+            for watcher in watchers:
+                seen += [
+                    query or ""
+                    for (query,) in watcher.execute(
+                        "SELECT query FROM pg_stat_activity WHERE pid <> pg_backend_pid() "
+                        "UNION ALL SELECT query FROM citus_stat_activity "
+                        "WHERE global_pid <> citus_backend_gpid()"
+                    )
+                ]
+            time.sleep(0.05)
+    finally:
+        thread.join()
+        for watcher in watchers:
+            watcher.close()
+    assert not errors, errors
+    assert any("pg_sleep" in query for query in seen), "the victim's query was never seen"
+    assert [query for query in seen if secret in query] == []

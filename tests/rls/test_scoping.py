@@ -195,3 +195,21 @@ def test_cross_tenant_is_explicit_and_privileged(live_db, tenant_a, tenant_b):
         )
     )
     assert found == set(tenant_a.ids["subtask"]) | set(tenant_b.ids["subtask"])
+
+
+def test_values_read_across_a_foreign_key_stay_in_the_rows_account(live_db, tenant_a):
+    """What lets Citus send such a query to one worker (rls.citus); a reverse relation keeps
+    its outer join, so a project without tasks is still listed."""
+    from django.db import transaction
+
+    with activate(tenant_a.tenant):
+        sql = str(Subtask.objects.values_list("task__project__name").query)
+        assert '"tracker_task"."account_id" = ("tracker_subtask"."account_id")' in sql
+        assert '"tracker_project"."account_id" = ("tracker_subtask"."account_id")' in sql
+        names = set(Subtask.objects.values_list("task__project__name", flat=True))
+        assert names == {name for name, _ in tenant_a.rows["project"]} & names and names
+        with transaction.atomic(using="default"):
+            empty = Project.objects.create(name="no tasks yet")
+            rows = list(Project.objects.filter(pk=empty.pk).values("name", "tasks__name"))
+            transaction.set_rollback(True, using="default")
+    assert rows == [{"name": "no tasks yet", "tasks__name": None}]

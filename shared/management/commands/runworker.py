@@ -8,7 +8,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from shared.db import require_owner
+from shared.db import RUNTIME_ALIAS, require_owner
 from shared.health import printable
 from shared.tasks import TENANT_KEY
 from shared.worker import work
@@ -57,6 +57,10 @@ class Command(BaseCommand):
         **options: Any,
     ) -> None:
         require_owner()
+        # Tasks run as the runtime role: the checks a web server makes on its database first
+        # (rls: row-level security in force, and on Citus the tenant set so the workers see
+        # it), or a task would run where a page would be refused.
+        self.check(databases=[RUNTIME_ALIAS], display_num_errors=False)
         if interval < 0 or (max_tasks is not None and max_tasks < 1):
             raise CommandError("--interval must be 0 or more, and --max-tasks 1 or more")
         stop = threading.Event()

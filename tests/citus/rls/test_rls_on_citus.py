@@ -111,3 +111,59 @@ def test_a_large_tenant_moves_to_a_shard_of_its_own_while_served(
     assert len(load.answers) > 20
     assert not load.failed(), load.failed()[:5]
     assert not load.wrong(), load.wrong()[:5]
+
+
+def test_an_id_a_tenant_chose_never_makes_dropping_it_delete_anothers_rows(
+    live_db, strategy, tenant_a
+):
+    """On Citus the runtime role may write an id (rls.citus); an attacker's rows carrying the
+    ids of A's rows must not take A's rows with them when the attacker's tenant is dropped."""
+    from shared.testdata import Volumes, generate_tenant
+
+    attacker = strategy.load_tenant(
+        generate_tenant(971, volumes=Volumes((1, 1), (1, 1), (1, 1), (1, 1)))
+    )
+    a_task, a_subtask = tenant_a.ids["task"][0], tenant_a.ids["subtask"][0]
+    try:
+        with runtime_session() as connection:
+            citus.set_tenant(connection, str(attacker.pk))
+            project = connection.execute("SELECT id FROM tracker_project").fetchone()[0]
+            connection.execute(
+                "INSERT INTO tracker_task (id, account_id, project_id, name, is_complete, "
+                "details) VALUES (%s, %s, %s, 'copy', false, '')",
+                [a_task, attacker.pk, project],
+            )
+            connection.execute(
+                "INSERT INTO tracker_subtask (id, account_id, task_id, name, is_complete, "
+                "details) VALUES (%s, %s, %s, 'copy', false, '')",
+                [a_subtask, attacker.pk, a_task],
+            )
+            connection.commit()
+    finally:
+        strategy.drop_tenant(attacker.slug)
+    assert strategy.remains(attacker) == []
+    with runtime_session() as connection:
+        citus.set_tenant(connection, str(tenant_a.tenant.pk))
+        tasks = connection.execute("SELECT count(*) FROM tracker_task").fetchone()[0]
+        subtasks = connection.execute("SELECT count(*) FROM tracker_subtask").fetchone()[0]
+    assert (tasks, subtasks) == (len(tenant_a.ids["task"]), len(tenant_a.ids["subtask"]))
+
+
+def test_the_task_worker_refuses_to_start_where_pages_would_be_blank():
+    """rls.E011 binds the worker as it binds the web server: with TENANCY_CITUS off, a task
+    would run on blank tables and report success."""
+    import os
+    import subprocess
+    import sys
+
+    from shared.env import ROOT
+    from tests.citus.conftest import served_env
+
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "rls" / "manage.py"), "runworker", "--batch"],
+        env={**served_env(), "TENANCY_CITUS": "0", "DJANGO_SETTINGS_MODULE": "rls.settings"},
+        capture_output=True, text=True, cwd=ROOT, timeout=120,
+    )  # fmt: skip
+    assert done.returncode != 0
+    assert "rls.E011" in done.stderr and "Traceback" not in done.stderr
+    assert os.environ.get("TENANCY_CITUS") == "1"  # the pass itself runs with it on
