@@ -149,9 +149,7 @@ def hide_worker_queries(worker: Node) -> None:
     turn it back on."""
     with psycopg.connect(worker.admin_url(), autocommit=True) as admin:
         admin.execute(
-            sql.SQL("ALTER ROLE {} SET track_activities = off").format(
-                sql.Identifier(RUNTIME_ROLE)
-            )
+            sql.SQL("ALTER ROLE {} SET track_activities = off").format(sql.Identifier(RUNTIME_ROLE))
         )
 
 
