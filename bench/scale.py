@@ -180,7 +180,7 @@ def prepare(cluster, env, strategy: str, count: int, workdir: Path, citus=None) 
     started = time.perf_counter()
     manage(strategy, env, "createtestdata", "--accounts", str(count), *SMALL)
     row["load_s"] = round(time.perf_counter() - started, 1)
-    say(f"  {strategy} with {count} tenants: loaded in {row['load_s']} s")
+    say(f"  {row['strategy']} with {count} tenants: loaded in {row['load_s']} s")
 
     created, other = provision(env, strategy, 5)
     row["provision_s"] = round(statistics.median(created), 4)

@@ -159,8 +159,8 @@ def citus_lines(document: dict) -> list[str]:
             target, _, count = label.partition(" @")
             single = target.removesuffix("-citus")
             lines.append(
-                f"{target} served {row['of_single_server']:.0%} of {single}'s requests/s on one "
-                f"server ({count} busy tenants, same run)."
+                f"{target} served {row['of_single_server']:.0%} of the requests/s {single} "
+                f"served on one server ({count} busy tenants, same run)."
             )
     for target, workers in (document.get("placement") or {}).items():
         total = sum(workers.values())

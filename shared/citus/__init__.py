@@ -32,6 +32,7 @@ from shared.cluster import (
     Credentials,
     find_bindir,
     free_port,
+    port_in_use,
     url,
 )
 
@@ -284,8 +285,6 @@ def temporary_citus_cluster(
 
 def free_ports(count: int) -> int:
     """The first of ``count`` consecutive free ports."""
-    from shared.cluster import port_in_use
-
     for _ in range(50):
         first = free_port()
         if first + count < 65536 and not any(port_in_use(first + n) for n in range(1, count)):
