@@ -23,12 +23,11 @@ from psycopg import sql
 
 from shared.citus import DATABASES, CitusCluster, temporary_citus_cluster
 from shared.cluster import (
-    OWNER_ROLE,
-    RUNTIME_ROLE,
     Cluster,
     ClusterError,
     Credentials,
     bootstrap,
+    create_database,
     temporary_cluster,
 )
 from shared.env import ROOT
@@ -126,21 +125,6 @@ def provision(env: dict[str, str], strategy: str, count: int) -> tuple[list[floa
         strategy, env, "bench.provision", "--count", str(count), "--compare", str(min(count, 20))
     )
     return times, migrated
-
-
-def create_database(cluster: Cluster, name: str, template: str = "template1") -> None:
-    """A database as the bootstrap makes them: the owner role's, the runtime role may connect,
-    nobody else; an older one of the same name is dropped first."""
-    with psycopg.connect(cluster.admin_url(), autocommit=True) as admin:
-        name_, owner, runtime = map(sql.Identifier, (name, OWNER_ROLE, RUNTIME_ROLE))
-        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name_))
-        admin.execute(
-            sql.SQL("CREATE DATABASE {} TEMPLATE {} OWNER {}").format(
-                name_, sql.Identifier(template), owner
-            )
-        )
-        admin.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(name_))
-        admin.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(name_, runtime))
 
 
 # The variables that name the two roles' server (and, with a path, the database).

@@ -39,7 +39,6 @@ from pathlib import Path
 import psycopg
 
 from bench.common import (
-    create_database,
     environment_facts,
     fresh_database,
     in_django,
@@ -61,6 +60,7 @@ from bench.driving import (
     visit_every_tenant,
 )
 from bench.server import gunicorn
+from shared.cluster import create_database
 from shared.env import ROOT
 
 STRATEGIES = ["rls", "multidb", "schemas"]

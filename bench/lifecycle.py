@@ -29,7 +29,6 @@ from pathlib import Path
 
 from bench.common import (
     bench_env,
-    create_database,
     environment_facts,
     fresh_database,
     manage,
@@ -39,7 +38,7 @@ from bench.common import (
 )
 from bench.driving import locust_result, start_locust, stop, visit_every_tenant
 from bench.server import get, gunicorn
-from shared.cluster import Credentials, bootstrap, temporary_cluster
+from shared.cluster import Credentials, bootstrap, create_database, temporary_cluster
 from shared.env import ROOT
 
 STRATEGIES = ("rls", "schemas", "multidb")

@@ -32,7 +32,6 @@ from pathlib import Path
 import psycopg
 
 from bench.common import (
-    create_database,
     environment_facts,
     fresh_database,
     manage,
@@ -54,6 +53,7 @@ from bench.driving import (
     visit_every_tenant,
 )
 from bench.server import gunicorn
+from shared.cluster import create_database
 from shared.env import ROOT
 
 SMALL = ["--min-users=1", "--max-users=2", "--min-projects=1", "--max-projects=3",

@@ -34,7 +34,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from shared.db.grants import QUEUE, queue_insert_policy
+from shared.db.grants import QUEUE, distributed_by_citus, queue_insert_policy
 
 TENANT_TABLES = ["tracker_user", "tracker_project", "tracker_task", "tracker_subtask"]
 ACCOUNT_TABLE = "tracker_account"
@@ -56,21 +56,9 @@ def set_tenant(connection: psycopg.Connection[Any], account_id: str) -> None:
     connection.execute(sql.SQL("SET LOCAL app.account_id = {}").format(sql.Literal(account_id)))
 
 
-def has_citus(cursor: Any) -> bool:
-    cursor.execute("SELECT EXISTS (SELECT FROM pg_extension WHERE extname = 'citus')")
-    return bool(cursor.fetchone()[0])
-
-
 def distributed_tables(cursor: Any) -> list[str]:
     """The tenant tables Citus distributes in this database (none without Citus)."""
-    if not has_citus(cursor):
-        return []
-    cursor.execute(
-        "SELECT logicalrelid::regclass::text FROM pg_dist_partition "
-        "WHERE logicalrelid::regclass::text = ANY(%s) ORDER BY 1",
-        [TENANT_TABLES],
-    )
-    return [name for (name,) in cursor.fetchall()]
+    return distributed_by_citus(cursor, TENANT_TABLES)
 
 
 def distribute(cursor: Any, runtime_role: str) -> None:

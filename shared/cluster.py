@@ -253,21 +253,30 @@ class Cluster:
 
 
 @contextmanager
+def temporary_folder(prefix: str) -> Iterator[Path]:
+    """A new folder the server's OS user can reach (service_user), removed afterwards."""
+    workdir = Path(tempfile.mkdtemp(prefix=prefix))
+    workdir.chmod(0o755)
+    try:
+        yield workdir
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+@contextmanager
 def temporary_cluster(
     prefix: str = "tenancy-", settings: Mapping[str, str] = THROWAWAY_SETTINGS
 ) -> Iterator[Cluster]:
     """A new cluster on a free port in a new temporary folder, started; stopped and removed
     when the block ends. Pass ``settings={}`` for PostgreSQL's durable defaults."""
-    workdir = Path(tempfile.mkdtemp(prefix=prefix))
-    workdir.chmod(0o755)  # the server may run as another OS user (service_user)
-    cluster = Cluster(workdir / "pg", free_port(), settings)
-    try:
-        cluster.init()
-        cluster.start()
-        yield cluster
-    finally:
-        cluster.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
+    with temporary_folder(prefix) as workdir:
+        cluster = Cluster(workdir / "pg", free_port(), settings)
+        try:
+            cluster.init()
+            cluster.start()
+            yield cluster
+        finally:
+            cluster.stop()
 
 
 def bootstrap(admin_url: str, credentials: Credentials) -> None:
@@ -293,6 +302,24 @@ def bootstrap(admin_url: str, credentials: Credentials) -> None:
         lines = result.stderr.strip().splitlines() or [f"psql exited {result.returncode}"]
         first = next((line for line in lines if "ERROR:" in line or "FATAL:" in line), lines[0])
         raise ClusterError(f"bootstrap SQL failed: {first.split('ERROR:')[-1].strip()}")
+
+
+def create_database(cluster: Cluster, name: str, template: str = "template1") -> None:
+    """A database as the bootstrap makes them: the owner role's, the runtime role may connect,
+    nobody else; an older one of the same name is dropped first."""
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(cluster.admin_url(), autocommit=True) as admin:
+        name_, owner, runtime = map(sql.Identifier, (name, OWNER_ROLE, RUNTIME_ROLE))
+        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name_))
+        admin.execute(
+            sql.SQL("CREATE DATABASE {} TEMPLATE {} OWNER {}").format(
+                name_, sql.Identifier(template), owner
+            )
+        )
+        admin.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(name_))
+        admin.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(name_, runtime))
 
 
 def _has_c_utf8() -> bool:

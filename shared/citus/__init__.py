@@ -11,10 +11,9 @@ all build theirs with this module.
 
 from __future__ import annotations
 
+import functools
 import secrets
-import shutil
 import subprocess
-import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -33,10 +32,10 @@ from shared.cluster import (
     find_bindir,
     free_port,
     port_in_use,
+    temporary_folder,
     url,
 )
 
-INSTALL_SCRIPT = Path(__file__).resolve().parent / "install.sh"
 WORKERS = 2
 # The strategies' databases on Citus, and whether each distributes its schemas whole.
 DATABASES = {"tenancy_rls": False, "tenancy_schemas": True}
@@ -71,16 +70,15 @@ OUTPUT_PLUGINS = "output_plugin_libraries"
 CITUS_OUTPUT_PLUGINS = "pgoutput, test_decoding, citus"
 
 
-def init_node(node: Cluster, superuser_password: str) -> None:
-    """``node.init`` with the cluster's superuser password, and the output plugin setting
-    where this PostgreSQL has it."""
-    node.init(superuser_password)
+@functools.cache
+def node_settings() -> dict[str, str]:
+    """NODE_SETTINGS, and the output plugins where this PostgreSQL has that setting."""
     described = subprocess.run(
         [str(find_bindir() / "postgres"), "--describe-config"], capture_output=True, text=True
     )
-    if any(line.startswith(OUTPUT_PLUGINS + "\t") for line in described.stdout.splitlines()):
-        with (node.data / "postgresql.conf").open("a") as conf:
-            conf.write(f"{OUTPUT_PLUGINS} = '{CITUS_OUTPUT_PLUGINS}'\n")
+    names = {line.partition("\t")[0] for line in described.stdout.splitlines()}
+    plugins = {OUTPUT_PLUGINS: CITUS_OUTPUT_PLUGINS} if OUTPUT_PLUGINS in names else {}
+    return {**NODE_SETTINGS, **plugins}
 
 
 def version(citus: CitusCluster) -> str:
@@ -197,7 +195,7 @@ class CitusCluster:
     ) -> CitusCluster:
         """The coordinator in ``base/coordinator`` on ``port``, worker N in ``base/worker-N``
         on ``port + N``."""
-        conf = {**(settings or {}), **NODE_SETTINGS}
+        conf = {**(settings or {}), **node_settings()}
         return cls(
             Cluster(base / "coordinator", port, conf),
             [Cluster(base / f"worker-{n}", port + n, conf) for n in range(1, workers + 1)],
@@ -217,7 +215,7 @@ class CitusCluster:
         password = secrets.token_urlsafe(18)
         for node in self.nodes:
             if not node.initialised():
-                init_node(node, password)
+                node.init(password)
 
     def start(self) -> None:
         for node in self.nodes:
@@ -271,16 +269,14 @@ def temporary_citus_cluster(
 ) -> Iterator[CitusCluster]:
     """A new coordinator and workers on free consecutive ports, started; stopped and removed
     when the block ends."""
-    workdir = Path(tempfile.mkdtemp(prefix=prefix))
-    workdir.chmod(0o755)  # the servers may run as another OS user (shared.cluster.service_user)
-    citus = CitusCluster.at(workdir, free_ports(workers + 1), workers, settings)
-    try:
-        citus.init()
-        citus.start()
-        yield citus
-    finally:
-        citus.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
+    with temporary_folder(prefix) as workdir:
+        citus = CitusCluster.at(workdir, free_ports(workers + 1), workers, settings)
+        try:
+            citus.init()
+            citus.start()
+            yield citus
+        finally:
+            citus.stop()
 
 
 def free_ports(count: int) -> int:

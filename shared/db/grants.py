@@ -98,22 +98,25 @@ def grant_select(*tables: str) -> migrations.RunPython:
     return migrations.RunPython(run, reverse)
 
 
-def distributed_by_citus(cursor: Any, table: str) -> bool:
-    """Whether Citus distributes ``table``. Its coordinator fills in an identity column itself
-    and sends the value to the worker, so the runtime role needs INSERT on ``id`` there. That
-    gives nothing away: the key is (account_id, id) on a distributed table (rls.citus), so a
-    chosen id can only ever collide with the tenant's own rows."""
-    cursor.execute(
-        "SELECT EXISTS (SELECT FROM pg_extension WHERE extname = 'citus') AND "
-        "to_regclass('pg_dist_partition') IS NOT NULL"
-    )
-    if not cursor.fetchone()[0]:
-        return False
-    cursor.execute(
-        "SELECT EXISTS (SELECT FROM pg_dist_partition WHERE logicalrelid = to_regclass(%s))",
-        [table],
-    )
+def has_citus(cursor: Any) -> bool:
+    cursor.execute("SELECT EXISTS (SELECT FROM pg_extension WHERE extname = 'citus')")
     return bool(cursor.fetchone()[0])
+
+
+def distributed_by_citus(cursor: Any, tables: list[str]) -> list[str]:
+    """Those of ``tables`` that Citus distributes in this database (none without Citus). Its
+    coordinator fills in an identity column itself and sends the value to the worker, so the
+    runtime role needs INSERT on ``id`` there. That gives nothing away: the key is
+    (account_id, id) on a distributed table (rls.citus), so a chosen id can only ever collide
+    with the tenant's own rows."""
+    if not has_citus(cursor):
+        return []
+    cursor.execute(
+        "SELECT logicalrelid::regclass::text FROM pg_dist_partition "
+        "WHERE logicalrelid::regclass::text = ANY(%s) ORDER BY 1",
+        [tables],
+    )
+    return [name for (name,) in cursor.fetchall()]
 
 
 def _id_writes(action: str, tables: tuple[str, ...]) -> Operation:
@@ -134,7 +137,7 @@ def _id_writes(action: str, tables: tuple[str, ...]) -> Operation:
                     cursor.execute(
                         f"GRANT INSERT ({columns}), UPDATE ({columns}) ON {name} TO {role}"
                     )
-                    if distributed_by_citus(cursor, table):
+                    if distributed_by_citus(cursor, [table]):
                         cursor.execute(f"GRANT INSERT (id) ON {name} TO {role}")
                 else:
                     cursor.execute(f"GRANT INSERT, UPDATE ON {name} TO {role}")

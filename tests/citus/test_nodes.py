@@ -19,14 +19,13 @@ from django.test import Client
 
 from bench.server import get, gunicorn
 from shared.citus import CitusCluster
-from shared.cluster import Cluster, Credentials, bootstrap, free_port, url
+from shared.cluster import Cluster, Credentials, bootstrap, create_database, free_port, url
 from shared.db import OWNER_ALIAS, RUNTIME_ALIAS
 from shared.env import ROOT
 from shared.pages import ACCOUNT_CELL
 from shared.tenancy import activate
 from tests.citus.conftest import TENANT_TABLES, Load, admin, node_of, served_env, shards_of
 from tests.contract.test_faults import forget_connections
-from tests.plugins.citus import create_database_on_workers
 
 
 def test_a_tenants_rows_all_live_on_one_worker(
@@ -136,11 +135,9 @@ def test_a_third_worker_and_a_rebalance_under_load(live_db, strategy, citus_clus
     third.start()
     try:
         bootstrap(third.admin_url(), credentials)
-        create_database_on_workers(grown, name, owner["USER"], runtime["USER"])
+        for node in grown.nodes:
+            create_database(node, name)
         with admin(citus_cluster) as connection:
-            connection.execute(f'CREATE DATABASE "{name}" OWNER "{owner["USER"]}"')
-            connection.execute(f'REVOKE ALL ON DATABASE "{name}" FROM PUBLIC')
-            connection.execute(f'GRANT CONNECT ON DATABASE "{name}" TO "{runtime["USER"]}"')
             # Fewer shards than the default 32: as many moves, done sooner.
             connection.execute(f'ALTER DATABASE "{name}" SET citus.shard_count = 8')
         citus_cluster.prepare_database(

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from shared.citus import CitusCluster
-from shared.cluster import Credentials
+from shared.cluster import Credentials, create_database
 
 
 def cluster_under_test() -> CitusCluster | None:
@@ -30,27 +30,6 @@ def pytest_report_header(config):
     ]
 
 
-def create_database_on_workers(citus: CitusCluster, name: str, owner: str, runtime: str) -> None:
-    """The test database on every worker too, with the same owner and rights, before Citus is
-    set up in it (shared.citus.CitusCluster.prepare_database)."""
-    import psycopg
-    from psycopg import sql
-
-    for worker in citus.workers:
-        with psycopg.connect(worker.admin_url(), autocommit=True) as admin:
-            database = sql.Identifier(name)
-            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(database))
-            admin.execute(
-                sql.SQL("CREATE DATABASE {} OWNER {}").format(database, sql.Identifier(owner))
-            )
-            admin.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(database))
-            admin.execute(
-                sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(
-                    database, sql.Identifier(runtime)
-                )
-            )
-
-
 def prepare_test_database(name: str) -> None:
     """Called between creating the test database and migrating it."""
     from django.conf import settings
@@ -59,7 +38,8 @@ def prepare_test_database(name: str) -> None:
     if citus is None:
         return
     owner, runtime = settings.DATABASES["owner"], settings.DATABASES["default"]
-    create_database_on_workers(citus, name, owner["USER"], runtime["USER"])
+    for worker in citus.workers:  # the same database, owner and rights on every worker
+        create_database(worker, name)
     citus.prepare_database(
         name,
         Credentials(owner["PASSWORD"], runtime["PASSWORD"]),

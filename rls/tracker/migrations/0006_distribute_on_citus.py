@@ -8,12 +8,12 @@ backend (shared.db.schema_editor).
 from django.db import migrations
 
 from rls import citus
-from shared.db.grants import runtime_role
+from shared.db.grants import has_citus, runtime_role
 
 
 def forward(apps, schema_editor):
     with schema_editor.connection.cursor() as cursor:
-        if citus.has_citus(cursor):
+        if has_citus(cursor):
             citus.distribute(cursor, runtime_role())
 
 

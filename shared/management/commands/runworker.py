@@ -15,6 +15,8 @@ from shared.worker import work
 
 
 class Command(BaseCommand):
+    # Run in handle(), with the database checks too.
+    requires_system_checks: list[str] = []
     help = (
         "Run queued tasks, each in the tenant it was enqueued in (shared.tasks). Ctrl-C or "
         "SIGTERM stops it once the task it is running has finished."
@@ -57,9 +59,9 @@ class Command(BaseCommand):
         **options: Any,
     ) -> None:
         require_owner()
-        # Tasks run as the runtime role: the checks a web server makes on its database first
-        # (rls: row-level security in force, and on Citus the tenant set so the workers see
-        # it), or a task would run where a page would be refused.
+        # Tasks run as the runtime role: the system checks with those a web server makes on
+        # its database (rls: row-level security in force, and on Citus the tenant set so the
+        # workers see it), or a task would run where a page would be refused.
         self.check(databases=[RUNTIME_ALIAS], display_num_errors=False)
         if interval < 0 or (max_tasks is not None and max_tasks < 1):
             raise CommandError("--interval must be 0 or more, and --max-tasks 1 or more")
