@@ -12,12 +12,12 @@ from __future__ import annotations
 import ctypes
 import multiprocessing
 import os
-import queue
 import signal
 import sys
 import traceback
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
 from typing import Any
 
 import psycopg
@@ -63,25 +63,31 @@ def first_line(exc: BaseException) -> str:
 
 
 class LoadersDied(Exception):
-    """A loader ended without reporting (killed, out of memory); its account was rolled back."""
+    """A loader ended without reporting (killed, out of memory). The accounts it was on may have
+    been committed just before it died, or rolled back: ``unknown`` holds their numbers."""
+
+    def __init__(self, unknown: list[int]) -> None:
+        super().__init__("a loader process ended without a word")
+        self.unknown = unknown
 
 
 class Loaders:
     """Loads ``numbers`` in ``processes`` processes; iterate for each account's outcome, in the
-    order they finish. After the first failure, or ``stop()``, the loaders take no new account."""
+    order they finish. After the first failure, ``stop()`` or Ctrl-C, the loaders take no new
+    account, and the iteration ends once each has reported the one it was on.
+
+    Each loader has a pipe of its own: the parent hands it one number at a time and reads back
+    its outcome. Pipes need no named semaphores, so nothing is left for multiprocessing's
+    resource tracker to report when the command is interrupted (its queues' locks are)."""
 
     def __init__(self, numbers: Sequence[int], plan: Plan, processes: int) -> None:
         from django.conf import settings
 
         context = multiprocessing.get_context("spawn")
-        self.todo: Any = context.Queue()
-        self.results: Any = context.Queue()
-        self.stopping = context.Event()
-        self.running = processes
-        for number in numbers:
-            self.todo.put(number)
-        for _ in range(processes):
-            self.todo.put(None)
+        self.numbers = iter(numbers)
+        self.stopping = False
+        self.interrupted = False
+        self.died = False
         # The loaders use this process's databases as they are now (under tests, the test
         # databases), not whatever their settings module would say; and its secret key, from
         # which multidb derives the tenant roles' passwords.
@@ -89,15 +95,19 @@ class Loaders:
             "DATABASES": {alias: dict(conf) for alias, conf in settings.DATABASES.items()},
             "SECRET_KEY": settings.SECRET_KEY,
         }
+        self.pipes: list[tuple[Connection, Connection]] = [context.Pipe() for _ in range(processes)]
         self.processes = [
             context.Process(
                 target=_loader,
-                args=(os.getpid(), self.todo, self.results, self.stopping, plan, inherited),
+                args=(os.getpid(), theirs, plan, inherited),
                 name=f"createtestdata loader {i + 1}",
                 daemon=True,
             )
-            for i in range(processes)
+            for i, (_, theirs) in enumerate(self.pipes)
         ]
+        # The loaders that are loading an account: their pipes, and the account.
+        self.busy: dict[Connection, int] = {}
+        self.unknown: list[int] = []  # what the loaders that died were on
 
     def __enter__(self) -> Loaders:
         # Started with Ctrl-C ignored, which they keep. It reaches the whole process group:
@@ -110,13 +120,15 @@ class Loaders:
                 process.start()
         finally:
             signal.signal(signal.SIGINT, previous)
+        for ours, theirs in self.pipes:
+            theirs.close()  # so that a loader's death reads as the end of its pipe
+            self._hand_out(ours)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.stopping.set()
-        # Numbers nobody will take may still sit in the queue's pipe; exiting must not wait
-        # to write them.
-        self.todo.cancel_join_thread()
+        self.stopping = True
+        for ours, _ in self.pipes:
+            ours.close()  # a loader still waiting for a number reads the end, and exits
         for process in self.processes:
             process.join(timeout=30)
             if process.is_alive():
@@ -124,32 +136,50 @@ class Loaders:
                 process.join()
 
     def stop(self) -> None:
-        self.stopping.set()
+        self.stopping = True
+
+    def _hand_out(self, pipe: Connection) -> None:
+        number = None if self.stopping else next(self.numbers, None)
+        try:
+            pipe.send(number)  # None: nothing more, the loader exits
+        except OSError:  # it died after its last report
+            self.stopping = self.died = True
+            number = None
+        if number is None:
+            self.busy.pop(pipe, None)
+        else:
+            self.busy[pipe] = number
+
+    def _interrupt(self, signum: int, frame: object) -> None:
+        # Ctrl-C (once or more): take no new account, and let the iteration end when the
+        # loaders have reported the ones they are on. Raising here instead could drop an
+        # outcome already read from its pipe.
+        self.interrupted = True
+        self.stopping = True
 
     def __iter__(self) -> Iterator[Outcome]:
-        while self.running:
-            try:
-                outcome = self.results.get(timeout=1)
-            except queue.Empty:
-                if not any(process.is_alive() for process in self.processes):
-                    raise LoadersDied("the loader processes ended without a word") from None
-                continue
-            if outcome is None:  # a loader is done
-                self.running -= 1
-                continue
-            if outcome.counts is None:
-                self.stopping.set()
-            yield outcome
+        previous = signal.signal(signal.SIGINT, self._interrupt)
+        try:
+            while self.busy:
+                for pipe in wait(list(self.busy), timeout=0.2):
+                    assert isinstance(pipe, Connection)
+                    try:
+                        outcome: Outcome = pipe.recv()
+                    except EOFError:  # it died: let the others report the accounts they are on
+                        self.unknown.append(self.busy.pop(pipe))
+                        self.stopping = self.died = True
+                        continue
+                    if outcome.counts is None:
+                        self.stopping = True
+                    self._hand_out(pipe)
+                    yield outcome
+        finally:
+            signal.signal(signal.SIGINT, previous)
+        if self.died:
+            raise LoadersDied(self.unknown)
 
 
-def _loader(
-    parent: int,
-    todo: Any,
-    results: Any,
-    stopping: Any,
-    plan: Plan,
-    inherited: dict[str, Any],
-) -> None:
+def _loader(parent: int, pipe: Connection, plan: Plan, inherited: dict[str, Any]) -> None:
     if sys.platform == "linux":  # die with the parent, even when it is killed
         ctypes.CDLL(None, use_errno=True).prctl(
             ctypes.c_int(PR_SET_PDEATHSIG), ctypes.c_ulong(signal.SIGKILL)
@@ -163,8 +193,11 @@ def _loader(
     django.setup()
     strategy = get_strategy()
     try:
-        while not stopping.is_set() and os.getppid() == parent:
-            number = todo.get()
+        while os.getppid() == parent:
+            try:
+                number = pipe.recv()
+            except EOFError:  # the parent is done with us
+                break
             if number is None:
                 break
             try:
@@ -172,9 +205,6 @@ def _loader(
             except Exception as exc:  # a bug: say which, and stop the others
                 traceback.print_exc()
                 outcome = Outcome(number, None, f"{type(exc).__name__}: {first_line(exc)}")
-            results.put(outcome)
-            if outcome.counts is None:
-                break
+            pipe.send(outcome)
     finally:
         connections.close_all()
-        results.put(None)

@@ -199,16 +199,7 @@ def test_createtestdata_interrupted_names_every_whole_tenant(
 ):
     # Ctrl-C reaches the command and its loader processes alike (one process group).
     process = subprocess.Popen(
-        [
-            sys.executable,
-            f"{strategy.name}/manage.py",
-            "createtestdata",
-            "--accounts",
-            "99",
-            "--jobs",
-            "2",
-            *KILL_OPTIONS,
-        ],
+        [*createtestdata(strategy), "--jobs", "2"],
         cwd=ROOT,
         env=app_env(),
         stdout=subprocess.DEVNULL,
@@ -225,12 +216,71 @@ def test_createtestdata_interrupted_names_every_whole_tenant(
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
     assert process.returncode == 130, f"it finished before it could be interrupted: {stderr}"
+    assert_names_every_whole_tenant(strategy, stderr, "CommandError: interrupted: ")
+
+
+def test_createtestdata_with_a_loader_killed_names_every_whole_tenant(
+    live_db,
+    strategy,
+    numbered_tenants,  # noqa: F811
+):
+    process = subprocess.Popen(
+        [*createtestdata(strategy), "--jobs", "2"],
+        cwd=ROOT,
+        env=app_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        while process.poll() is None and len(numbered(strategy)) < 3:
+            time.sleep(0.01)
+        loaders = [
+            int(pid)
+            for pid in os.listdir("/proc")
+            if pid.isdigit() and _parent_and_command(pid)[0] == process.pid
+            if "spawn_main" in _parent_and_command(pid)[1]
+        ]
+        assert len(loaders) == 2, loaders
+        os.kill(loaders[0], signal.SIGKILL)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 1, f"it finished before a loader could be killed: {stderr}"
+    assert_names_every_whole_tenant(
+        strategy, stderr, "CommandError: a loader process ended without a word; "
+    )
+
+
+def createtestdata(strategy) -> list[str]:
+    return [
+        sys.executable,
+        f"{strategy.name}/manage.py",
+        "createtestdata",
+        "--accounts",
+        "99",
+        *KILL_OPTIONS,
+    ]
+
+
+def _parent_and_command(pid: str) -> tuple[int, str]:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+    except OSError:  # it ended meanwhile
+        return 0, ""
+    return int(stat.rpartition(")")[2].split()[1]), command
+
+
+def assert_names_every_whole_tenant(strategy, stderr: str, reason: str) -> None:
     forget_connections()
     existing = numbered(strategy)
     assert 3 <= len(existing) < 99, existing
     # One line after the progress lines, naming exactly the accounts that exist, each whole.
     *progress, line = stderr.rstrip().splitlines()
     assert all(p.startswith("  ") and "accounts" in p for p in progress), stderr
+    assert line.startswith(reason), line
     named = re.search(r"(\d+) of 99 accounts are complete \((.*)\)", line)
     assert named, line
     numbers: set[int] = set()

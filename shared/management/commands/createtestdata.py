@@ -1,5 +1,4 @@
 import os
-import signal
 import sys
 import time
 from typing import Any
@@ -166,21 +165,27 @@ class Command(BaseCommand):
                         break
             else:
                 with Loaders(numbers, plan, processes) as loaders:
-                    try:
-                        for outcome in loaders:
-                            take(outcome)
-                    except KeyboardInterrupt:
-                        # The loaders finish the accounts they are on: wait, to name them
-                        # (a second Ctrl-C would lose them from the report).
-                        loaders.stop()
-                        signal.signal(signal.SIGINT, signal.SIG_IGN)
-                        for outcome in loaders:
-                            take(outcome)
-                        raise
+                    # Ctrl-C while they load ends this loop once the loaders have reported
+                    # the accounts they were on, so that every complete one is named.
+                    for outcome in loaders:
+                        take(outcome)
+                if loaders.interrupted:
+                    raise KeyboardInterrupt
         except LoadersDied as exc:
+            # Each account is one transaction: what the dead loader was on is either all there
+            # (it died between its commit and its report) or not at all. Look, to name it.
+            try:
+                existing = {tenant.slug for tenant in strategy.list_tenants()}
+            except DatabaseError:
+                maybe = ", ".join(slug_for(n) for n in exc.unknown)
+                raise CommandError(
+                    f"{exc}; {self.complete(done, len(numbers))}, {maybe} may be complete too, "
+                    "and nothing else was written. Run again with --skip-existing to finish."
+                ) from None
+            done.extend(n for n in exc.unknown if slug_for(n) in existing)
             raise CommandError(
-                f"{exc}; {self.complete(done, len(numbers))}, and what they were loading was "
-                "rolled back. Run again with --skip-existing to finish."
+                f"{exc}; {self.complete(done, len(numbers))}; nothing else was written. "
+                "Run again with --skip-existing to finish."
             ) from None
         except KeyboardInterrupt:
             raise CommandError(
