@@ -11,6 +11,7 @@ from __future__ import annotations
 import glob
 import os
 import pwd
+import random
 import secrets
 import shutil
 import socket
@@ -88,11 +89,33 @@ def port_in_use(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-def free_port() -> int:
+def free_port(count: int = 1) -> int:
+    """The first of ``count`` consecutive ports on 127.0.0.1 that nothing uses now, chosen below
+    the kernel's ephemeral range: a port the kernel handed out (as ``bind(0)`` does) can be taken
+    by any outgoing connection before the server binds it, and the server then fails to start."""
+    low = _ephemeral_ports()[0]
+    for _ in range(100):
+        first = random.randrange(10_000, low - count)
+        if all(_bindable(first + n) for n in range(count)):
+            return first
+    raise ClusterError(f"found no {count} consecutive free ports on 127.0.0.1")
+
+
+def _ephemeral_ports() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999  # Linux's default
+
+
+def _bindable(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
 
 
 def url(user: str, password: str, host: str, port: int, dbname: str = "") -> str:

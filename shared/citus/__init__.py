@@ -31,7 +31,6 @@ from shared.cluster import (
     Credentials,
     find_bindir,
     free_port,
-    port_in_use,
     temporary_folder,
     url,
 )
@@ -270,19 +269,10 @@ def temporary_citus_cluster(
     """A new coordinator and workers on free consecutive ports, started; stopped and removed
     when the block ends."""
     with temporary_folder(prefix) as workdir:
-        citus = CitusCluster.at(workdir, free_ports(workers + 1), workers, settings)
+        citus = CitusCluster.at(workdir, free_port(workers + 1), workers, settings)
         try:
             citus.init()
             citus.start()
             yield citus
         finally:
             citus.stop()
-
-
-def free_ports(count: int) -> int:
-    """The first of ``count`` consecutive free ports."""
-    for _ in range(50):
-        first = free_port()
-        if first + count < 65536 and not any(port_in_use(first + n) for n in range(1, count)):
-            return first
-    raise ClusterError(f"found no {count} consecutive free ports on 127.0.0.1")

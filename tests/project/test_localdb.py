@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -79,6 +80,22 @@ def test_up_is_idempotent_and_writes_env(cluster_dir, tmp_path):
     again = localdb("up", *args)
     assert again.returncode == 0, again.stderr
     assert "started on" in again.stdout and "created" not in again.stdout
+
+
+def test_free_ports_lie_below_the_ones_outgoing_connections_take(monkeypatch):
+    # A port from the kernel's ephemeral range can be taken by any client connection before
+    # the server binds it: the server then fails to start, now and then.
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    for _ in range(20):
+        first = free_port(3)
+        assert first >= 10_000 and first + 2 < low
+    # A run of ports one of which is taken is passed over.
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", first + 1))
+        taken.listen()
+        draws = iter([first, first + 2])
+        monkeypatch.setattr("shared.cluster.random.randrange", lambda *args: next(draws))
+        assert free_port(3) == first + 2
 
 
 def test_without_postgresql_binaries_one_clear_line(tmp_path):
@@ -206,14 +223,14 @@ def test_the_secret_key_outlives_every_start(tmp_path):
 def test_up_with_citus_starts_a_coordinator_and_two_workers_and_down_stops_all_three(tmp_path):
     import psycopg
 
-    from shared.citus import CitusCluster, free_ports, installed
+    from shared.citus import CitusCluster, installed
 
     if not installed():
         pytest.fail(
             "Citus is NOT INSTALLED: make citus-install CITUS_SOURCE=... (bash .ci/run does)"
         )
     base, env_file = tmp_path / "pgdata", tmp_path / ".env"
-    port = free_ports(3)
+    port = free_port(3)
     args = ("--dir", str(base), "--port", str(port), "--env-file", str(env_file))
     try:
         up = localdb("up", "--cluster", "citus", *args)
