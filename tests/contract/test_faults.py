@@ -198,18 +198,8 @@ def test_createtestdata_interrupted_names_every_whole_tenant(
     numbered_tenants,  # noqa: F811
 ):
     # Ctrl-C reaches the command and its loader processes alike (one process group).
-    process = subprocess.Popen(
-        [*createtestdata(strategy), "--jobs", "2"],
-        cwd=ROOT,
-        env=app_env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+    process = createtestdata_loading(strategy)
     try:
-        while process.poll() is None and len(numbered(strategy)) < 3:
-            time.sleep(0.01)
         os.killpg(process.pid, signal.SIGINT)
         _, stderr = process.communicate(timeout=60)
     finally:
@@ -224,17 +214,8 @@ def test_createtestdata_with_a_loader_killed_names_every_whole_tenant(
     strategy,
     numbered_tenants,  # noqa: F811
 ):
-    process = subprocess.Popen(
-        [*createtestdata(strategy), "--jobs", "2"],
-        cwd=ROOT,
-        env=app_env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process = createtestdata_loading(strategy)
     try:
-        while process.poll() is None and len(numbered(strategy)) < 3:
-            time.sleep(0.01)
         loaders = [
             int(pid)
             for pid in os.listdir("/proc")
@@ -246,7 +227,7 @@ def test_createtestdata_with_a_loader_killed_names_every_whole_tenant(
         _, stderr = process.communicate(timeout=60)
     finally:
         if process.poll() is None:
-            process.kill()
+            os.killpg(process.pid, signal.SIGKILL)
     assert process.returncode == 1, f"it finished before a loader could be killed: {stderr}"
     assert_names_every_whole_tenant(
         strategy, stderr, "CommandError: a loader process ended without a word; "
@@ -262,6 +243,26 @@ def createtestdata(strategy) -> list[str]:
         "99",
         *KILL_OPTIONS,
     ]
+
+
+def createtestdata_loading(strategy) -> subprocess.Popen[str]:
+    """createtestdata with two loaders, in a process group of its own, once 3 accounts exist."""
+    process = subprocess.Popen(
+        [*createtestdata(strategy), "--jobs", "2"],
+        cwd=ROOT,
+        env=app_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        while process.poll() is None and len(numbered(strategy)) < 3:
+            time.sleep(0.01)
+    except BaseException:
+        os.killpg(process.pid, signal.SIGKILL)
+        raise
+    return process
 
 
 def _parent_and_command(pid: str) -> tuple[int, str]:
