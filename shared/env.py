@@ -47,6 +47,13 @@ URL_OPTIONS = frozenset(
 )  # fmt: skip
 
 
+# Seconds a connection may take to open, unless the URL says (?connect_timeout=N). libpq would
+# wait for ever, and a pooler can hold a login that cannot succeed: PgBouncer before 1.19 runs
+# its auth_query in the database asked for, so a login to a database that is gone (a multidb
+# tenant dropped a moment ago) waits for its query_wait_timeout, two minutes by default.
+CONNECT_TIMEOUT = 5
+
+
 def database(url_variable: str, dbname: str, **extra: Any) -> dict[str, Any]:
     """Django's DATABASES entry for a ``postgresql://user:password@host:port/[dbname]`` URL.
 
@@ -76,7 +83,11 @@ def database(url_variable: str, dbname: str, **extra: Any) -> dict[str, Any]:
         "PORT": str(parsed["PORT"] or 5432),
         **extra,
         # The URL's own options (?sslmode=require) and the strategy's, which win.
-        "OPTIONS": {**parsed.get("OPTIONS", {}), **extra.get("OPTIONS", {})},
+        "OPTIONS": {
+            "connect_timeout": CONNECT_TIMEOUT,
+            **parsed.get("OPTIONS", {}),
+            **extra.get("OPTIONS", {}),
+        },
     }
 
 

@@ -68,7 +68,7 @@ class Strategy(ABC):
         schemas, nothing, because the statement that sets the tenant for a transaction checks
         that it still exists with the same id (a 404 otherwise). multidb has no such statement:
         until the entry expires, a dropped tenant's requests fail (its database is gone: the
-        503 page; behind PgBouncer, after PgBouncer's query_wait_timeout), and a slug made
+        503 page; behind PgBouncer, after the connect timeout: shared.env), and a slug made
         again meanwhile is served from its new database under the old name and id (so also
         under the old id's cache keys). Never the dropped tenant's rows to anyone: they went
         with its database.

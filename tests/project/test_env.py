@@ -33,10 +33,11 @@ def test_a_url_names_server_and_role_and_keeps_the_strategy_database(monkeypatch
     assert (conf["USER"], conf["PASSWORD"], conf["HOST"], conf["PORT"], conf["NAME"]) == (
         "us@er", "p/w", "db.example", "6432", "tenancy_rls",
     )  # fmt: skip
-    assert conf["OPTIONS"] == {"sslmode": "require", "pool": True}
-    monkeypatch.setenv("X_URL", "postgresql://u:p@/other")
+    assert conf["OPTIONS"] == {"connect_timeout": 5, "sslmode": "require", "pool": True}
+    monkeypatch.setenv("X_URL", "postgresql://u:p@/other?connect_timeout=30")
     conf = database("X_URL", "tenancy_rls")
     assert (conf["HOST"], conf["PORT"], conf["NAME"]) == ("127.0.0.1", "5432", "other")
+    assert conf["OPTIONS"]["connect_timeout"] == 30
 
 
 @pytest.mark.parametrize(
