@@ -165,7 +165,9 @@ class Loaders:
                     assert isinstance(pipe, Connection)
                     try:
                         outcome: Outcome = pipe.recv()
-                    except EOFError:  # it died: let the others report the accounts they are on
+                    # It died: let the others report the accounts they are on. A reset, not
+                    # the end, when it died with a number it had not read yet.
+                    except (EOFError, OSError):
                         self.unknown.append(self.busy.pop(pipe))
                         self.stopping = self.died = True
                         continue
@@ -196,7 +198,7 @@ def _loader(parent: int, pipe: Connection, plan: Plan, inherited: dict[str, Any]
         while os.getppid() == parent:
             try:
                 number = pipe.recv()
-            except EOFError:  # the parent is done with us
+            except (EOFError, OSError):  # the parent is done with us, or gone
                 break
             if number is None:
                 break
@@ -205,6 +207,9 @@ def _loader(parent: int, pipe: Connection, plan: Plan, inherited: dict[str, Any]
             except Exception as exc:  # a bug: say which, and stop the others
                 traceback.print_exc()
                 outcome = Outcome(number, None, f"{type(exc).__name__}: {first_line(exc)}")
-            pipe.send(outcome)
+            try:
+                pipe.send(outcome)
+            except OSError:  # the parent is gone: nobody to report to
+                break
     finally:
         connections.close_all()

@@ -28,12 +28,12 @@ SMALL = [
 
 @pytest.fixture
 def numbered_tenants(live_db, strategy):
-    """Removes tenant-1..tenant-99 before and after, leaving other tenants alone."""
+    """Removes tenant-1..tenant-99 before and after, leaving other tenants alone: also what a
+    killed load left unfinished, which list_tenants does not show."""
 
     def clean():
-        for tenant in strategy.list_tenants():
-            if re.fullmatch(r"tenant-[1-9][0-9]?", tenant.slug):
-                strategy.drop_tenant(tenant.slug)
+        for number in range(1, 100):
+            strategy.drop_tenant(f"tenant-{number}")
 
     clean()
     yield
