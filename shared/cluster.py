@@ -93,7 +93,7 @@ def free_port(count: int = 1) -> int:
     """The first of ``count`` consecutive ports on 127.0.0.1 that nothing uses now, chosen below
     the kernel's ephemeral range: a port the kernel handed out (as ``bind(0)`` does) can be taken
     by any outgoing connection before the server binds it, and the server then fails to start."""
-    low = _ephemeral_ports()[0]
+    low = _ephemeral_low()
     for _ in range(100):
         first = random.randrange(10_000, low - count)
         if all(_bindable(first + n) for n in range(count)):
@@ -101,12 +101,11 @@ def free_port(count: int = 1) -> int:
     raise ClusterError(f"found no {count} consecutive free ports on 127.0.0.1")
 
 
-def _ephemeral_ports() -> tuple[int, int]:
+def _ephemeral_low() -> int:
     try:
-        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
-        return int(low), int(high)
-    except (OSError, ValueError):
-        return 32768, 60999  # Linux's default
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default
 
 
 def _bindable(port: int) -> bool:

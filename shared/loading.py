@@ -73,8 +73,8 @@ class LoadersDied(Exception):
 
 class Loaders:
     """Loads ``numbers`` in ``processes`` processes; iterate for each account's outcome, in the
-    order they finish. After the first failure, ``stop()`` or Ctrl-C, the loaders take no new
-    account, and the iteration ends once each has reported the one it was on.
+    order they finish. After the first failure or Ctrl-C, the loaders take no new account, and
+    the iteration ends once each has reported the one it was on.
 
     Each loader has a pipe of its own: the parent hands it one number at a time and reads back
     its outcome. Pipes need no named semaphores, so nothing is left for multiprocessing's
@@ -135,9 +135,6 @@ class Loaders:
                 process.kill()
                 process.join()
 
-    def stop(self) -> None:
-        self.stopping = True
-
     def _hand_out(self, pipe: Connection) -> None:
         number = None if self.stopping else next(self.numbers, None)
         try:
@@ -161,7 +158,8 @@ class Loaders:
         previous = signal.signal(signal.SIGINT, self._interrupt)
         try:
             while self.busy:
-                for pipe in wait(list(self.busy), timeout=0.2):
+                # A loader that died wakes this too: its pipe reads as ended.
+                for pipe in wait(list(self.busy)):
                     assert isinstance(pipe, Connection)
                     try:
                         outcome: Outcome = pipe.recv()
