@@ -14,6 +14,7 @@ from django.views.decorators.http import require_safe
 from django.views.defaults import server_error as server_error_page
 
 from shared import health
+from shared.db.per_transaction import shard_map_changed
 from shared.middleware import TenantRequest
 from shared.pages import PAGE_SIZE
 from shared.strategy import get_strategy
@@ -112,10 +113,12 @@ def server_error(request: HttpRequest) -> HttpResponse:
         tenant = getattr(request, "tenant", None)
         if tenant is not None and exc is not None:
             health.record_error(tenant.slug, exc)
-        timed_out = _caused_by(exc, psycopg.errors.QueryCanceled)
-        response = render(
-            request, "503.html", {"tenant": tenant, "timed_out": timed_out}, status=503
-        )
+        context = {
+            "tenant": tenant,
+            "timed_out": _caused_by(exc, psycopg.errors.QueryCanceled),
+            "moving": shard_map_changed(exc),
+        }
+        response = render(request, "503.html", context, status=503)
         response["Retry-After"] = "5"
         return response
     return server_error_page(request)
@@ -161,6 +164,8 @@ def tenant_health(request: TenantRequest) -> JsonResponse:
 
 def database_unavailable(exc: BaseException | None) -> bool:
     # Django wraps psycopg's errors (and the pool's PoolTimeout) in its own; look down the chain.
+    if shard_map_changed(exc):  # inside a longer transaction, which cannot be run again here
+        return True
     while exc is not None:
         if isinstance(exc, (db.OperationalError, db.InterfaceError, psycopg.OperationalError)):
             return True

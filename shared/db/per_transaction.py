@@ -8,15 +8,22 @@ to another request. Before each statement the wrapper makes sure the open transa
 the value for the tenant that is current in this context; a statement outside any transaction
 gets a short one of its own, because in autocommit mode a separate ``SET`` could land on one
 server connection and the statement on another.
+
+On Citus that short transaction is tried once more if the shard map changed under it (see
+``shard_map_changed``): it held nothing but the statement, so nothing is done twice.
 """
 
 from __future__ import annotations
 
+import logging
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from django.db import transaction
+import psycopg
+from django.conf import settings
+from django.db import DatabaseError, transaction
 from django.http import Http404
 
 if TYPE_CHECKING:
@@ -26,6 +33,26 @@ else:
     _Wrapper = object
 
 SET_CONFIG = "SELECT set_config(%s, %s, true)"
+
+logger = logging.getLogger(__name__)
+
+# Citus's words when a statement was planned against a shard that is gone by the time it runs:
+# splitting a shard (isolate_tenant_to_new_shard) replaces its id, and reads go on meanwhile.
+# The error has no SQLSTATE of its own (XX000), so the message is what tells it apart. Shard
+# ids start at 102008; "shard 0" would be a bug in Citus, to be seen as one, not retried.
+SHARD_GONE = re.compile(r"could not find valid entry for shard [1-9]\d*")
+
+
+def shard_map_changed(exc: BaseException | None) -> bool:
+    """Whether ``exc`` (or what it wraps) says Citus changed the shard map under a statement:
+    the same statement, planned again, finds the new shard."""
+    while exc is not None:
+        if isinstance(exc, psycopg.errors.InternalError_) and SHARD_GONE.fullmatch(
+            exc.diag.message_primary or ""
+        ):
+            return True
+        exc = exc.__cause__
+    return False
 
 
 class TenantGone(Http404):
@@ -66,6 +93,17 @@ class PerTransactionSetting(ABC, _Wrapper):
             return execute(sql, params, many, context)
         if value == self.value_when_unset:
             return execute(sql, params, many, context)
+        try:
+            with transaction.atomic(using=self.alias):
+                self._apply(value)
+                return execute(sql, params, many, context)
+        except (DatabaseError, psycopg.Error) as exc:  # _apply's errors are psycopg's own
+            # A named cursor (iterator() in autocommit) is declared WITH HOLD, runs at COMMIT
+            # and is known to psycopg by then: not run again here, its request gets the 503.
+            named = isinstance(getattr(context["cursor"], "cursor", None), psycopg.ServerCursor)
+            if named or not (settings.TENANCY_CITUS and shard_map_changed(exc)):
+                raise
+            logger.warning("Ran a statement again, Citus having moved its shard: %s", exc)
         with transaction.atomic(using=self.alias):
             self._apply(value)
             return execute(sql, params, many, context)
