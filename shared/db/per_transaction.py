@@ -76,7 +76,8 @@ class PerTransactionSetting(ABC, _Wrapper):
         super().__init__(*args, **kwargs)
         # The value in the open transaction, or None when it is not known.
         self.value_in_transaction: str | None = None
-        self.execute_wrappers.append(self._with_setting)
+        # The first is the outer one: it runs _with_setting's own transaction again.
+        self.execute_wrappers += [self._again_if_its_shard_moved, self._with_setting]
 
     def _with_setting(
         self,
@@ -93,20 +94,33 @@ class PerTransactionSetting(ABC, _Wrapper):
             return execute(sql, params, many, context)
         if value == self.value_when_unset:
             return execute(sql, params, many, context)
-        try:
-            with transaction.atomic(using=self.alias):
-                self._apply(value)
-                return execute(sql, params, many, context)
-        except (DatabaseError, psycopg.Error) as exc:  # _apply's errors are psycopg's own
-            # A named cursor (iterator() in autocommit) is declared WITH HOLD, runs at COMMIT
-            # and is known to psycopg by then: not run again here, its request gets the 503.
-            named = isinstance(getattr(context["cursor"], "cursor", None), psycopg.ServerCursor)
-            if named or not (settings.TENANCY_CITUS and shard_map_changed(exc)):
-                raise
-            logger.warning("Ran a statement again, Citus having moved its shard: %s", exc)
         with transaction.atomic(using=self.alias):
             self._apply(value)
             return execute(sql, params, many, context)
+
+    def _again_if_its_shard_moved(
+        self,
+        execute: Callable[..., Any],
+        sql: str,
+        params: Any,
+        many: bool,
+        context: dict[str, Any],
+    ) -> Any:
+        # Outside the caller's transaction the statement is a transaction of its own (or one
+        # _with_setting opened for it), rolled back by the error: run once more, it does
+        # nothing twice. A named cursor (iterator() in autocommit) is declared WITH HOLD, runs
+        # at COMMIT and is known to psycopg by then: it is not run again; its request gets the
+        # 503 page, like a statement inside a longer transaction.
+        if not (settings.TENANCY_CITUS and self.get_autocommit()):
+            return execute(sql, params, many, context)
+        try:
+            return execute(sql, params, many, context)
+        except (DatabaseError, psycopg.Error) as exc:  # _apply's errors are psycopg's own
+            named = isinstance(getattr(context["cursor"], "cursor", None), psycopg.ServerCursor)
+            if named or not shard_map_changed(exc):
+                raise
+            logger.warning("Ran a statement again, Citus having moved its shard: %s", exc)
+        return execute(sql, params, many, context)
 
     def checked_setting(self, value: str) -> tuple[str, list[Any]] | None:
         """A statement that sets ``value`` only if the active tenant still exists, returning a
