@@ -76,8 +76,11 @@ class PerTransactionSetting(ABC, _Wrapper):
         super().__init__(*args, **kwargs)
         # The value in the open transaction, or None when it is not known.
         self.value_in_transaction: str | None = None
-        # The first is the outer one: it runs _with_setting's own transaction again.
-        self.execute_wrappers += [self._again_if_its_shard_moved, self._with_setting]
+        # On Citus the outer wrapper runs _with_setting's own transaction again; one server
+        # never needs it, and its statements do not pass through it.
+        if settings.TENANCY_CITUS:
+            self.execute_wrappers.append(self._again_if_its_shard_moved)
+        self.execute_wrappers.append(self._with_setting)
 
     def _with_setting(
         self,
@@ -111,7 +114,7 @@ class PerTransactionSetting(ABC, _Wrapper):
         # nothing twice. A named cursor (iterator() in autocommit) is declared WITH HOLD, runs
         # at COMMIT and is known to psycopg by then: it is not run again; its request gets the
         # 503 page, like a statement inside a longer transaction.
-        if not (settings.TENANCY_CITUS and self.get_autocommit()):
+        if not self.get_autocommit():
             return execute(sql, params, many, context)
         try:
             return execute(sql, params, many, context)
